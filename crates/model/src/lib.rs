@@ -1,0 +1,14 @@
+//! hubmon's shared vocabulary (DESIGN §4): the names every module uses and the small value
+//! types that cross module boundaries.
+//!
+//! This crate imports nothing internal; every other hubmon crate may import it. It owns no
+//! data and does no I/O. Values are parsed at the edge (config files, HTTP) into these types
+//! and trusted inside.
+
+mod duration;
+mod role;
+mod time;
+
+pub use duration::{DurationError, PromDuration};
+pub use role::{Access, Role, RoleError};
+pub use time::{Timestamp, TimestampError};
