@@ -1,0 +1,137 @@
+//! Wiring: builds every module from the configuration, serves HTTP, runs background tasks,
+//! and shuts down in order. `main` and the tests both start hubmon through [`start`].
+//!
+//! Shutdown runs the data flow backwards: stop accepting HTTP, let in-flight requests finish,
+//! stop background tasks, then close the stores.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hubmon_state::{SqlStore, StateStore};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::datadir::DataDir;
+use crate::http::RouteTable;
+use crate::telemetry::Telemetry;
+
+/// What request handlers and background tasks share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+pub struct Services {
+    pub config: Config,
+    pub store: Arc<dyn StateStore>,
+    pub auth: Auth,
+    pub telemetry: Telemetry,
+    pub routes: RouteTable,
+    pub openapi_json: String,
+}
+
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// A running server.
+pub struct Server {
+    /// Where it listens (resolved, so port 0 becomes the real port).
+    pub addr: SocketAddr,
+    /// The password of the `admin` user if this start created it; show it once.
+    pub admin_password: Option<String>,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Asks the server to stop; [`Server::wait`] returns once it has.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task failed")?
+    }
+}
+
+/// Opens the data dir and state store, creates the first admin if there is none, binds the
+/// listener and starts serving. Every failure here is a one-line error for the operator.
+pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Result<Server> {
+    let data_dir = DataDir::open(&config.data_dir)?;
+    let location = config.state_location();
+    let store: Arc<dyn StateStore> =
+        Arc::new(SqlStore::open(&location, config.state.connect_timeout.as_duration()).await?);
+    let auth = Auth::new(store.clone(), config.auth.session_ttl, config.auth.login_attempts_per_minute);
+    let admin_password = auth.bootstrap_admin(admin_password).await.context("cannot create the admin user")?;
+
+    let listener = TcpListener::bind(&config.listen.0)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr().context("cannot read the listening address")?;
+
+    let (routes, openapi, route_table) = crate::http::api_routes();
+    let openapi_json = openapi.to_json().context("cannot render the OpenAPI document")?;
+    let state = AppState(Arc::new(Services {
+        config,
+        store,
+        auth,
+        telemetry: Telemetry::new(),
+        routes: route_table,
+        openapi_json,
+    }));
+    tracing::info!(%addr, data_dir = %data_dir.path().display(), state_store = %location.display(), "hubmon listening");
+
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(serve(state, routes, listener, data_dir, shutdown.clone()));
+    Ok(Server { addr, admin_password, shutdown, task })
+}
+
+async fn serve(
+    state: AppState,
+    routes: axum::Router<AppState>,
+    listener: TcpListener,
+    data_dir: DataDir,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let tasks = TaskTracker::new();
+    tasks.spawn(purge_sessions(state.clone(), shutdown.clone()));
+
+    let app = crate::http::router(state.clone(), routes);
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    state.store.close().await;
+    drop(data_dir);
+    tracing::info!("hubmon stopped");
+    served.context("HTTP server failed")
+}
+
+/// Removes expired browser sessions now and then, so the table does not grow forever.
+async fn purge_sessions(state: AppState, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match state.auth.purge_expired_sessions().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(removed, "expired sessions removed"),
+            Err(error) => tracing::warn!(%error, "could not remove expired sessions"),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The command line: `hubmon serve`, `hubmon config check`, `hubmon token create`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use hubmon_model::{PromDuration, Role};
+use hubmon_state::{SqlStore, StateStore};
+
+use crate::config::{self, Config, Overrides};
+
+#[derive(Parser, Debug)]
+#[command(name = "hubmon", version, about = "Self-hosted monitoring in one binary")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Runs the server: API, dashboard, collectors, storage, rules, notifications.
+    Serve(ServerArgs),
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// API token administration, directly on the state store.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validates a config file and reports the first problem with its line.
+    Check {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Creates an API token and prints it (once).
+    Create {
+        /// viewer, editor, admin or ingest.
+        #[arg(long)]
+        role: Role,
+        /// What the token is for, e.g. "prometheus remote_write".
+        #[arg(long)]
+        name: String,
+        /// Lifetime such as 30d; without it the token does not expire.
+        #[arg(long)]
+        expires_in: Option<PromDuration>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Where the server's configuration and state are.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServerArgs {
+    /// TOML config file (see deploy/hubmon.example.toml).
+    #[arg(long, env = "HUBMON_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:9550].
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Data directory [default: ./hubmon-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// State store: a postgres:// URL; default SQLite in the data dir.
+    #[arg(long)]
+    pub state_url: Option<String>,
+}
+
+impl ServerArgs {
+    /// The configuration these arguments select, with environment variables applied.
+    pub fn load(&self) -> Result<Config, config::ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let overrides = Overrides {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            state_url: self.state_url.clone(),
+        };
+        config::load(self.config.as_deref(), &env, &overrides)
+    }
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Config { command: ConfigCommand::Check { file } } => check_config(&file),
+        Command::Token { command: TokenCommand::Create { role, name, expires_in, server } } => {
+            create_token(&server, role, &name, expires_in)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hubmon: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let config = args.load()?;
+    crate::telemetry::init_logging(&config.log);
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    for variable in config::unknown_env_variables(&env) {
+        tracing::warn!(%variable, "unknown HUBMON_ environment variable ignored; see deploy/hubmon.example.toml");
+    }
+    let admin_password = std::env::var("HUBMON_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    let from_env = admin_password.is_some();
+    runtime()?.block_on(async move {
+        let server = crate::app::start(config, admin_password).await?;
+        match &server.admin_password {
+            Some(_) if from_env => eprintln!("hubmon: created user \"admin\" with the password from HUBMON_ADMIN_PASSWORD"),
+            Some(password) => {
+                eprintln!("hubmon: created user \"admin\" with password: {password}");
+                eprintln!("hubmon: this password is shown only once; log in and change it");
+            }
+            None => {}
+        }
+        eprintln!("hubmon: listening on http://{}", server.addr);
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown();
+        server.wait().await
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read config file {}", file.display()))?;
+    config::parse_file(file, &text)?;
+    println!("{}: ok", file.display());
+    Ok(())
+}
+
+fn create_token(args: &ServerArgs, role: Role, name: &str, expires_in: Option<PromDuration>) -> anyhow::Result<()> {
+    let config = args.load()?;
+    runtime()?.block_on(async move {
+        let location = config.state_location();
+        if let hubmon_state::StoreLocation::Sqlite(path) = &location {
+            anyhow::ensure!(
+                path.exists(),
+                "no state store at {}; start `hubmon serve` once with this --data-dir, or pass --data-dir/--state-url",
+                path.display()
+            );
+        }
+        let store: Arc<dyn StateStore> =
+            Arc::new(SqlStore::open(&location, config.state.connect_timeout.as_duration()).await?);
+        let auth = crate::auth::Auth::new(store.clone(), config.auth.session_ttl, config.auth.login_attempts_per_minute);
+        let issued = auth.create_token(name, role, expires_in, "cli").await?;
+        store.close().await;
+        println!("{}", issued.secret);
+        eprintln!(
+            "hubmon: created {} token {:?} (id {}, prefix {}); it is shown only this once",
+            issued.token.role, issued.token.name, issued.token.id, issued.token.prefix
+        );
+        Ok(())
+    })
+}

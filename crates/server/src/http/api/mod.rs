@@ -1,0 +1,7 @@
+//! Request handlers, one file per area.
+
+pub mod audit;
+pub mod auth;
+pub mod system;
+pub mod tokens;
+pub mod users;

@@ -1,0 +1,123 @@
+//! The HTTP layer: routes, extractors, errors and middleware. Handlers are thin: extract,
+//! authorize (by the route table), call one module function, render.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod routes;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use hubmon_model::Access;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use error::ApiError;
+pub use routes::{RouteInfo, RouteTable};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hubmon",
+        description = "Self-hosted monitoring in one binary: metrics, logs, health checks, alerts, notifications.",
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(error::ErrorBody)),
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token from `POST /api/v1/tokens` or `hubmon token create`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                middleware::SESSION_COOKIE,
+                "The dashboard session from `POST /api/v1/auth/login`; mutating calls also need the X-CSRF-Token header",
+            ))),
+        );
+    }
+}
+
+/// Every route, with the access each requires.
+pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteTable) {
+    use api::*;
+    routes::ApiRouter::new(ApiDoc::openapi())
+        .add(Access::Public, routes!(system::healthz))
+        .add(Access::Public, routes!(system::readyz))
+        .add(Access::Viewer, routes!(system::metrics))
+        .add(Access::Viewer, routes!(system::openapi))
+        .add(Access::Public, routes!(auth::login))
+        .add(Access::Authenticated, routes!(auth::logout))
+        .add(Access::Authenticated, routes!(auth::me))
+        .add(Access::Authenticated, routes!(auth::change_password))
+        .add(Access::Admin, routes!(users::list_users, users::create_user))
+        .add(Access::Admin, routes!(users::get_user, users::update_user, users::delete_user))
+        .add(Access::Admin, routes!(tokens::list_tokens, tokens::create_token))
+        .add(Access::Admin, routes!(tokens::revoke_token))
+        .add(Access::Admin, routes!(audit::list_audit))
+        .finish()
+}
+
+/// The complete application: routes plus the layers every request passes through.
+pub fn router(state: AppState, routes: Router<AppState>) -> Router {
+    let max_body = usize::try_from(state.config.http.max_body_bytes).unwrap_or(usize::MAX);
+    let request_id = HeaderName::from_static("x-request-id");
+    routes
+        .fallback(not_found)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authorize))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::audit))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(axum::middleware::from_fn(middleware::json_errors))
+                .layer(security_header(header::CONTENT_SECURITY_POLICY, CSP))
+                .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+                .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+                .layer(security_header(header::CACHE_CONTROL, "no-store")),
+        )
+        .with_state(state)
+}
+
+/// Only the app's own assets, no inline scripts, no framing.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+                   frame-ancestors 'none'; form-action 'self'";
+
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}; see /api/openapi.json", uri.path()))
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::internal("internal error; the server log has details").into_response()
+}
