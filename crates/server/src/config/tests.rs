@@ -101,7 +101,8 @@ fn example_config_is_complete_and_holds_the_defaults() {
     assert_eq!(config, Config::default(), "the example must show the defaults");
     let table: toml::Table = toml::from_str(&text).unwrap();
     for (path, variable) in env_variables() {
-        let found = path.iter().try_fold(&toml::Value::Table(table.clone()), |v, k| v.get(k).cloned());
+        let root = toml::Value::Table(table.clone());
+        let found = path.iter().try_fold(&root, |value, key| value.get(key));
         assert!(found.is_some(), "option {} is missing from the example", path.join("."));
         assert!(text.contains(&variable), "the example should mention {variable}");
     }
