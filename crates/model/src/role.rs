@@ -7,9 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// The role of a user or API token.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything except secrets and the admin areas.
@@ -99,10 +97,7 @@ impl FromStr for Role {
     type Err = RoleError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str() == text)
-            .ok_or_else(|| RoleError(text.to_string()))
+        Role::ALL.into_iter().find(|role| role.as_str() == text).ok_or_else(|| RoleError(text.to_string()))
     }
 }
 

@@ -39,7 +39,7 @@ impl Timestamp {
     }
 
     /// This timestamp moved forward by `duration`, saturating at the far future.
-    pub fn add(self, duration: std::time::Duration) -> Self {
+    pub fn plus(self, duration: std::time::Duration) -> Self {
         let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         Self(self.0.saturating_add(ms))
     }
@@ -57,9 +57,7 @@ impl FromStr for Timestamp {
             }
             return Ok(Self((seconds * 1000.0).round() as i64));
         }
-        DateTime::parse_from_rfc3339(text)
-            .map(|time| Self(time.timestamp_millis()))
-            .map_err(|_| error())
+        DateTime::parse_from_rfc3339(text).map(|time| Self(time.timestamp_millis())).map_err(|_| error())
     }
 }
 
@@ -95,9 +93,7 @@ impl utoipa::PartialSchema for Timestamp {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                utoipa::openapi::KnownFormat::DateTime,
-            )))
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)))
             .description(Some("RFC 3339 time; inputs also accept epoch seconds"))
             .into()
     }

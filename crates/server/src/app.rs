@@ -74,9 +74,8 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
     let auth = Auth::new(store.clone(), config.auth.session_ttl, config.auth.login_attempts_per_minute);
     let admin_password = auth.bootstrap_admin(admin_password).await.context("cannot create the admin user")?;
 
-    let listener = TcpListener::bind(&config.listen.0)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener =
+        TcpListener::bind(&config.listen.0).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("cannot read the listening address")?;
 
     let (routes, openapi, route_table) = crate::http::api_routes();

@@ -64,12 +64,15 @@ mod tests {
             "role": "viewer"
         });
         let summary = summarize_body(body.to_string().as_bytes());
-        assert_eq!(summary, json!({
-            "username": "alice",
-            "password": "***",
-            "config": {"webhook_url": "***", "channel": "#ops", "nested": [{"api_key": "***"}]},
-            "role": "viewer"
-        }));
+        assert_eq!(
+            summary,
+            json!({
+                "username": "alice",
+                "password": "***",
+                "config": {"webhook_url": "***", "channel": "#ops", "nested": [{"api_key": "***"}]},
+                "role": "viewer"
+            })
+        );
         assert!(!summary.to_string().contains("hunter22"));
     }
 

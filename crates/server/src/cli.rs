@@ -125,7 +125,9 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let server = crate::app::start(config, admin_password).await?;
         match &server.admin_password {
-            Some(_) if from_env => eprintln!("hubmon: created user \"admin\" with the password from HUBMON_ADMIN_PASSWORD"),
+            Some(_) if from_env => {
+                eprintln!("hubmon: created user \"admin\" with the password from HUBMON_ADMIN_PASSWORD")
+            }
             Some(password) => {
                 eprintln!("hubmon: created user \"admin\" with password: {password}");
                 eprintln!("hubmon: this password is shown only once; log in and change it");
@@ -183,7 +185,8 @@ fn create_token(args: &ServerArgs, role: Role, name: &str, expires_in: Option<Pr
         }
         let store: Arc<dyn StateStore> =
             Arc::new(SqlStore::open(&location, config.state.connect_timeout.as_duration()).await?);
-        let auth = crate::auth::Auth::new(store.clone(), config.auth.session_ttl, config.auth.login_attempts_per_minute);
+        let auth =
+            crate::auth::Auth::new(store.clone(), config.auth.session_ttl, config.auth.login_attempts_per_minute);
         let issued = auth.create_token(name, role, expires_in, "cli").await?;
         store.close().await;
         println!("{}", issued.secret);

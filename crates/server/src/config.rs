@@ -110,11 +110,7 @@ impl Default for HttpConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self {
-            session_ttl: PromDuration::from_secs(12 * 3600),
-            cookie_secure: false,
-            login_attempts_per_minute: 10,
-        }
+        Self { session_ttl: PromDuration::from_secs(12 * 3600), cookie_secure: false, login_attempts_per_minute: 10 }
     }
 }
 
@@ -220,11 +216,7 @@ pub struct Overrides {
 }
 
 /// Reads the configuration: defaults, `file` if given, `HUBMON_*` from `env`, then `overrides`.
-pub fn load(
-    file: Option<&Path>,
-    env: &BTreeMap<String, String>,
-    overrides: &Overrides,
-) -> Result<Config, ConfigError> {
+pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>, overrides: &Overrides) -> Result<Config, ConfigError> {
     let mut table = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -291,12 +283,19 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
         let default = path.iter().try_fold(&defaults, |value, key| value.get(key));
         // The variable holds text; read it as the type the option has.
         let value = match default {
-            Some(toml::Value::Integer(_)) => raw.trim().parse().map(toml::Value::Integer).map_err(|_| "expected a whole number"),
-            Some(toml::Value::Boolean(_)) => raw.trim().parse().map(toml::Value::Boolean).map_err(|_| "expected true or false"),
+            Some(toml::Value::Integer(_)) => {
+                raw.trim().parse().map(toml::Value::Integer).map_err(|_| "expected a whole number")
+            }
+            Some(toml::Value::Boolean(_)) => {
+                raw.trim().parse().map(toml::Value::Boolean).map_err(|_| "expected true or false")
+            }
             Some(toml::Value::Float(_)) => raw.trim().parse().map(toml::Value::Float).map_err(|_| "expected a number"),
             _ => Ok(toml::Value::String(raw.clone())),
         }
-        .map_err(|message| ConfigError::Env { variable: variable.clone(), message: format!("{message}, got {raw:?}") })?;
+        .map_err(|message| ConfigError::Env {
+            variable: variable.clone(),
+            message: format!("{message}, got {raw:?}"),
+        })?;
         // Check the value in isolation so the error names the variable.
         let mut probe = toml::Table::new();
         set_path(&mut probe, &path, value.clone());

@@ -75,9 +75,7 @@ impl Telemetry {
         registry.register("http_requests", "HTTP requests served, by route template and status", requests.clone());
         let errors = Family::<ErrorLabels, Counter>::default();
         registry.register("http_request_errors", "HTTP requests answered 4xx or 5xx, by class", errors.clone());
-        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(LATENCY_BUCKETS.into_iter())
-        });
+        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS));
         registry.register_with_unit(
             "http_request_duration",
             "Time to answer HTTP requests",
@@ -85,7 +83,11 @@ impl Telemetry {
             durations.clone(),
         );
         let audit_failures = Counter::default();
-        registry.register("hubmon_audit_write_failures", "Audit entries that could not be written", audit_failures.clone());
+        registry.register(
+            "hubmon_audit_write_failures",
+            "Audit entries that could not be written",
+            audit_failures.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_string() }).set(1);
         registry.register("hubmon_build_info", "Always 1; labels describe the running build", build);
@@ -167,9 +169,20 @@ mod tests {
         telemetry.observe_request("GET", "/api/v1/users/{id}", 200, Duration::from_millis(3));
         telemetry.observe_request("GET", "/api/v1/users/{id}", 404, Duration::from_millis(30));
         let text = telemetry.render();
-        assert!(text.contains(r#"http_requests_total{method="GET",route="/api/v1/users/{id}",status="200"} 1"#), "{text}");
-        assert!(text.contains(r#"http_request_errors_total{method="GET",route="/api/v1/users/{id}",class="4xx"} 1"#), "{text}");
-        assert!(text.contains(r#"http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/v1/users/{id}"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="/api/v1/users/{id}",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"http_request_errors_total{method="GET",route="/api/v1/users/{id}",class="4xx"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/v1/users/{id}"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.contains("process_start_time_seconds"));
         assert!(text.ends_with("# EOF\n"));
     }

@@ -57,7 +57,8 @@ async fn every_route_allows_and_denies_each_role_as_declared(backend: Backend) {
     let admin = &tokens[2].1;
 
     // The served routes, from the OpenAPI document generated from the code.
-    let openapi: Value = server.with_token(Method::GET, "/api/openapi.json", admin).send().await.unwrap().json().await.unwrap();
+    let openapi: Value =
+        server.with_token(Method::GET, "/api/openapi.json", admin).send().await.unwrap().json().await.unwrap();
     let mut served = BTreeSet::new();
     for (path, item) in openapi["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
@@ -66,10 +67,14 @@ async fn every_route_allows_and_denies_each_role_as_declared(backend: Backend) {
             served.insert((method, path.clone(), documented));
         }
     }
-    let expected: BTreeSet<_> = EXPECTED.iter().map(|(m, p, a)| (m.to_string(), p.to_string(), a.to_string())).collect();
+    let expected: BTreeSet<_> =
+        EXPECTED.iter().map(|(m, p, a)| (m.to_string(), p.to_string(), a.to_string())).collect();
     let unexpected: Vec<_> = served.difference(&expected).collect();
     let missing: Vec<_> = expected.difference(&served).collect();
-    assert!(unexpected.is_empty(), "routes served but not in this test's matrix (add them to EXPECTED): {unexpected:?}");
+    assert!(
+        unexpected.is_empty(),
+        "routes served but not in this test's matrix (add them to EXPECTED): {unexpected:?}"
+    );
     assert!(missing.is_empty(), "routes in the matrix but not served: {missing:?}");
 
     let mut failures = Vec::new();
@@ -98,7 +103,10 @@ async fn every_route_allows_and_denies_each_role_as_declared(backend: Backend) {
             let denied_as_expected = !allowed && status == 403;
             let allowed_as_expected = allowed && !matches!(status, 401 | 403);
             if !(denied_as_expected || allowed_as_expected) {
-                failures.push(format!("{method} {template} as {role}: got {status}, expected {}", if allowed { "allowed" } else { "403" }));
+                failures.push(format!(
+                    "{method} {template} as {role}: got {status}, expected {}",
+                    if allowed { "allowed" } else { "403" }
+                ));
             }
         }
     }

@@ -60,21 +60,36 @@ async fn login_sets_a_strict_httponly_session_and_mutations_need_the_csrf_token(
     assert_eq!((status, me["kind"].as_str(), me["role"].as_str()), (200, Some("user"), Some("admin")));
 
     let new_user = json!({"username": "carol", "password": "carol-password", "role": "viewer"});
-    let (status, error) = body(server.request(Method::POST, "/api/v1/users").json(&new_user).send().await.unwrap()).await;
+    let (status, error) =
+        body(server.request(Method::POST, "/api/v1/users").json(&new_user).send().await.unwrap()).await;
     assert_eq!(status, 403, "no CSRF header: {error}");
     assert!(error["error"]["message"].as_str().unwrap().contains("CSRF"));
     let (status, _) = body(
-        server.request(Method::POST, "/api/v1/users").header("x-csrf-token", "wrong").json(&new_user).send().await.unwrap(),
+        server
+            .request(Method::POST, "/api/v1/users")
+            .header("x-csrf-token", "wrong")
+            .json(&new_user)
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 403, "wrong CSRF header");
     let (status, created) = body(
-        server.request(Method::POST, "/api/v1/users").header("x-csrf-token", csrf).json(&new_user).send().await.unwrap(),
+        server
+            .request(Method::POST, "/api/v1/users")
+            .header("x-csrf-token", csrf)
+            .json(&new_user)
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 201, "{created}");
 
-    let (status, _) = body(server.request(Method::POST, "/api/v1/auth/logout").header("x-csrf-token", csrf).send().await.unwrap()).await;
+    let (status, _) =
+        body(server.request(Method::POST, "/api/v1/auth/logout").header("x-csrf-token", csrf).send().await.unwrap())
+            .await;
     assert_eq!(status, 204);
     let (status, _) = body(server.request(Method::GET, "/api/v1/auth/me").send().await.unwrap()).await;
     assert_eq!(status, 401, "logged out");
@@ -88,7 +103,12 @@ async fn wrong_passwords_are_refused_and_logins_are_rate_limited(backend: Backen
     assert_eq!(status, 401);
     assert_eq!(error["error"]["code"], "unauthorized");
     let (status, error) = body(
-        client.post(server.url("/api/v1/auth/login")).json(&json!({"username": "nobody", "password": "whatever"})).send().await.unwrap(),
+        client
+            .post(server.url("/api/v1/auth/login"))
+            .json(&json!({"username": "nobody", "password": "whatever"}))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 401);
@@ -124,7 +144,8 @@ async fn tokens_authenticate_until_revoked_or_expired(backend: Backend) {
     assert!(listed_text.contains(prefix));
 
     let id = created["id"].as_i64().unwrap();
-    let (status, _) = body(server.with_token(Method::DELETE, &format!("/api/v1/tokens/{id}"), &admin).send().await.unwrap()).await;
+    let (status, _) =
+        body(server.with_token(Method::DELETE, &format!("/api/v1/tokens/{id}"), &admin).send().await.unwrap()).await;
     assert_eq!(status, 204);
     let (status, error) = body(server.with_token(Method::GET, "/api/v1/auth/me", &token).send().await.unwrap()).await;
     assert_eq!(status, 401);
@@ -143,7 +164,8 @@ async fn tokens_authenticate_until_revoked_or_expired(backend: Backend) {
     assert_eq!(server.with_token(Method::GET, "/api/v1/auth/me", "garbage").send().await.unwrap().status(), 401);
     let (status, error) = body(create(json!({"name": "bad", "role": "root"})).await.unwrap()).await;
     assert_eq!(status, 422, "{error}");
-    let (status, error) = body(create(json!({"name": "bad", "role": "viewer", "expires_in": "soon"})).await.unwrap()).await;
+    let (status, error) =
+        body(create(json!({"name": "bad", "role": "viewer", "expires_in": "soon"})).await.unwrap()).await;
     assert_eq!(status, 422, "{error}");
     assert!(error["error"]["message"].as_str().unwrap().contains("expires_in"), "{error}");
     server.stop().await;
@@ -159,15 +181,32 @@ async fn users_are_managed_and_the_last_admin_is_kept(backend: Backend) {
         }
         async move { body(request.send().await.unwrap()).await }
     };
-    let (status, dave) = call(Method::POST, "/api/v1/users", Some(json!({"username": "dave", "password": "dave-password", "role": "editor"}))).await;
+    let (status, dave) = call(
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"username": "dave", "password": "dave-password", "role": "editor"})),
+    )
+    .await;
     assert_eq!(status, 201, "{dave}");
     let id = dave["id"].as_i64().unwrap();
-    let (status, _) = call(Method::POST, "/api/v1/users", Some(json!({"username": "dave", "password": "other-password", "role": "viewer"}))).await;
+    let (status, _) = call(
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"username": "dave", "password": "other-password", "role": "viewer"})),
+    )
+    .await;
     assert_eq!(status, 409, "duplicate username");
-    let (status, error) = call(Method::POST, "/api/v1/users", Some(json!({"username": "erin", "password": "short", "role": "viewer"}))).await;
+    let (status, error) =
+        call(Method::POST, "/api/v1/users", Some(json!({"username": "erin", "password": "short", "role": "viewer"})))
+            .await;
     assert_eq!(status, 422);
     assert!(error["error"]["message"].as_str().unwrap().contains("at least 8"), "{error}");
-    let (status, error) = call(Method::POST, "/api/v1/users", Some(json!({"username": "erin", "password": "long enough", "role": "viewer", "admin": true}))).await;
+    let (status, error) = call(
+        Method::POST,
+        "/api/v1/users",
+        Some(json!({"username": "erin", "password": "long enough", "role": "viewer", "admin": true})),
+    )
+    .await;
     assert_eq!(status, 422);
     assert!(error["error"]["message"].as_str().unwrap().contains("unknown field `admin`"), "{error}");
 
@@ -208,7 +247,12 @@ async fn audit_log_records_every_change_with_secrets_masked(backend: Backend) {
         .await
         .unwrap();
     // A denied attempt is recorded too.
-    let denied = server.with_token(Method::POST, "/api/v1/tokens", &viewer).json(&json!({"name": "x", "role": "admin"})).send().await.unwrap();
+    let denied = server
+        .with_token(Method::POST, "/api/v1/tokens", &viewer)
+        .json(&json!({"name": "x", "role": "admin"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(denied.status(), 403);
     // Reads are not.
     server.with_token(Method::GET, "/api/v1/users", &admin).send().await.unwrap();
@@ -292,7 +336,11 @@ async fn errors_have_one_json_shape_and_the_right_status(backend: Backend) {
         (422, "validation_failed", post("/api/v1/users", "application/json", br#"{"username":5}"#.to_vec()).await),
         (413, "payload_too_large", post("/api/v1/users", "application/json", vec![b' '; 100 * 1024]).await),
         (404, "not_found", body(server.with_token(Method::GET, "/api/v1/nothing", &admin).send().await.unwrap()).await),
-        (405, "method_not_allowed", body(server.with_token(Method::DELETE, "/api/v1/users", &admin).send().await.unwrap()).await),
+        (
+            405,
+            "method_not_allowed",
+            body(server.with_token(Method::DELETE, "/api/v1/users", &admin).send().await.unwrap()).await,
+        ),
         (401, "unauthorized", body(Client::new().get(server.url("/api/v1/users")).send().await.unwrap()).await),
     ];
     for (expected_status, expected_code, (status, error)) in cases {
@@ -330,7 +378,13 @@ async fn request_ids_are_echoed_and_metrics_count_routes(backend: Backend) {
     }
     let (status, ready) = body(Client::new().get(server.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, 200);
-    assert_eq!(ready["state_store"], match backend { Backend::Sqlite => "sqlite", Backend::Postgres => "postgres" });
+    assert_eq!(
+        ready["state_store"],
+        match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    );
     server.stop().await;
 }
 

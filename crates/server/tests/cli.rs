@@ -1,7 +1,7 @@
 //! The `hubmon` binary as an operator runs it: start, stop on a signal, refuse a second
 //! server on one data dir, and fail at start with one clear line on bad configuration.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::zombie_processes, clippy::type_complexity)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -80,7 +80,8 @@ fn serves_healthz_and_exits_cleanly_on_sigterm() {
 fn a_second_server_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (mut first, _) = start(dir.path(), &[]);
-    let second = hubmon(&["serve", "--listen", "127.0.0.1:0", "--data-dir", dir.path().to_str().unwrap()]).output().unwrap();
+    let second =
+        hubmon(&["serve", "--listen", "127.0.0.1:0", "--data-dir", dir.path().to_str().unwrap()]).output().unwrap();
     assert!(!second.status.success());
     let text = output_text(&second);
     assert!(text.contains("is in use by another hubmon server"), "{text}");
@@ -141,8 +142,16 @@ fn startup_problems_are_one_clear_line() {
             "cannot open the state store at postgres://hubmon:***@127.0.0.1:1/hubmon",
         ),
         (vec!["--data-dir", data, "--listen", "not-an-address"], vec![], "invalid listen address"),
-        (vec!["--data-dir", data], vec![("HUBMON_AUTH_SESSION_TTL", "forever")], "environment variable HUBMON_AUTH_SESSION_TTL"),
-        (vec!["--data-dir", data, "--config", "/nonexistent/hubmon.toml"], vec![], "cannot read config file /nonexistent/hubmon.toml"),
+        (
+            vec!["--data-dir", data],
+            vec![("HUBMON_AUTH_SESSION_TTL", "forever")],
+            "environment variable HUBMON_AUTH_SESSION_TTL",
+        ),
+        (
+            vec!["--data-dir", data, "--config", "/nonexistent/hubmon.toml"],
+            vec![],
+            "cannot read config file /nonexistent/hubmon.toml",
+        ),
     ];
     for (args, env, expected) in cases {
         let mut all = vec!["serve"];
@@ -183,15 +192,34 @@ fn token_create_prints_a_working_token() {
     assert!(output_text(&missing).contains("start `hubmon serve` once"));
 
     let (mut server, address) = start(dir.path(), &[]);
-    let output = hubmon(&["token", "create", "--role", "viewer", "--name", "grafana", "--expires-in", "30d", "--data-dir", data])
-        .output()
-        .unwrap();
+    let output = hubmon(&[
+        "token",
+        "create",
+        "--role",
+        "viewer",
+        "--name",
+        "grafana",
+        "--expires-in",
+        "30d",
+        "--data-dir",
+        data,
+    ])
+    .output()
+    .unwrap();
     assert!(output.status.success(), "{}", output_text(&output));
     let token = String::from_utf8(output.stdout).unwrap().trim().to_string();
     assert!(token.starts_with("hm_"), "{token}");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let me: serde_json::Value = runtime.block_on(async {
-        reqwest::Client::new().get(format!("{address}/api/v1/auth/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap()
+        reqwest::Client::new()
+            .get(format!("{address}/api/v1/auth/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     });
     assert_eq!(me["role"], "viewer");
     assert_eq!(me["name"], "grafana");

@@ -11,9 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hubmon_model::{Role, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::records::*;
 use crate::{Error, Result, StateStore};
@@ -98,10 +96,8 @@ impl SqlStore {
             }
             StoreLocation::Postgres(url) => {
                 let options = PgConnectOptions::from_str(url).map_err(open_error)?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(connect_timeout)
-                    .connect_with(options);
+                let pool =
+                    PgPoolOptions::new().max_connections(16).acquire_timeout(connect_timeout).connect_with(options);
                 let pool = tokio::time::timeout(connect_timeout, pool)
                     .await
                     .map_err(|_| open_error(sqlx::Error::PoolTimedOut))?
@@ -245,8 +241,7 @@ fn parse_role(text: &str) -> Result<Role> {
     text.parse().map_err(|e| Error::Corrupt(format!("{e}")))
 }
 
-const USER_COLUMNS: &str =
-    "id, username, password_hash, role, disabled, created_at, updated_at, last_login_at";
+const USER_COLUMNS: &str = "id, username, password_hash, role, disabled, created_at, updated_at, last_login_at";
 const TOKEN_COLUMNS: &str = "id, name, prefix, secret_hash, role, created_by, created_at, \
      expires_at, last_used_at, revoked_at";
 const AUDIT_COLUMNS: &str = "id, at, actor, actor_role, action, target, summary, client_addr, \
@@ -290,30 +285,26 @@ impl StateStore for SqlStore {
 
     async fn user(&self, id: i64) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row: Option<UserRow> =
-            on_backend!(self, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+        let row: Option<UserRow> = on_backend!(self, |pool| sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
         row.map(TryInto::try_into).transpose()
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
-        let row: Option<UserRow> = on_backend!(self, |pool| {
-            sqlx::query_as(&sql).bind(username).fetch_optional(pool).await
-        })?;
+        let row: Option<UserRow> =
+            on_backend!(self, |pool| { sqlx::query_as(&sql).bind(username).fetch_optional(pool).await })?;
         row.map(TryInto::try_into).transpose()
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
-        let rows: Vec<UserRow> =
-            on_backend!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let rows: Vec<UserRow> = on_backend!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
     async fn count_users(&self) -> Result<i64> {
-        let count: i64 = on_backend!(self, |pool| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await
-        })?;
+        let count: i64 =
+            on_backend!(self, |pool| { sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await })?;
         Ok(count)
     }
 
@@ -381,16 +372,14 @@ impl StateStore for SqlStore {
 
     async fn token_by_prefix(&self, prefix: &str) -> Result<Option<Token>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE prefix = $1");
-        let row: Option<TokenRow> = on_backend!(self, |pool| {
-            sqlx::query_as(&sql).bind(prefix).fetch_optional(pool).await
-        })?;
+        let row: Option<TokenRow> =
+            on_backend!(self, |pool| { sqlx::query_as(&sql).bind(prefix).fetch_optional(pool).await })?;
         row.map(TryInto::try_into).transpose()
     }
 
     async fn list_tokens(&self) -> Result<Vec<Token>> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id");
-        let rows: Vec<TokenRow> =
-            on_backend!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let rows: Vec<TokenRow> = on_backend!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
@@ -452,7 +441,11 @@ impl StateStore for SqlStore {
 
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
         on_backend!(self, |pool| {
-            sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(pool).await.map(|done| done.rows_affected())
+            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                .bind(id_hash)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
         })?;
         Ok(())
     }
@@ -470,7 +463,11 @@ impl StateStore for SqlStore {
 
     async fn delete_user_sessions(&self, user_id: i64) -> Result<()> {
         on_backend!(self, |pool| {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(pool).await.map(|done| done.rows_affected())
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
         })?;
         Ok(())
     }
@@ -535,10 +532,7 @@ mod tests {
 
     #[test]
     fn masks_passwords_in_urls() {
-        assert_eq!(
-            mask_password("postgres://hubmon:s3cret@db:5432/hubmon"),
-            "postgres://hubmon:***@db:5432/hubmon"
-        );
+        assert_eq!(mask_password("postgres://hubmon:s3cret@db:5432/hubmon"), "postgres://hubmon:***@db:5432/hubmon");
         assert_eq!(mask_password("postgres://db/hubmon"), "postgres://db/hubmon");
         assert_eq!(mask_password("postgres://u:p@ss@db/x"), "postgres://u:***@db/x");
     }

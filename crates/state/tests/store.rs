@@ -49,12 +49,7 @@ on_both_backends!(
 );
 
 fn new_user(name: &str, role: Role) -> NewUser {
-    NewUser {
-        username: name.to_string(),
-        password_hash: format!("hash-of-{name}"),
-        role,
-        at: Timestamp(1_000),
-    }
+    NewUser { username: name.to_string(), password_hash: format!("hash-of-{name}"), role, at: Timestamp(1_000) }
 }
 
 async fn users_round_trip_and_update(store: &dyn StateStore, _location: &StoreLocation) {
@@ -67,7 +62,8 @@ async fn users_round_trip_and_update(store: &dyn StateStore, _location: &StoreLo
     assert_eq!(store.user_by_name("alice").await.unwrap(), Some(alice.clone()));
     assert_eq!(store.user_by_name("nobody").await.unwrap(), None);
 
-    let update = UserUpdate { role: Some(Role::Editor), disabled: Some(true), at: Some(Timestamp(2_000)), ..Default::default() };
+    let update =
+        UserUpdate { role: Some(Role::Editor), disabled: Some(true), at: Some(Timestamp(2_000)), ..Default::default() };
     let updated = store.update_user(alice.id, update).await.unwrap().unwrap();
     assert_eq!(updated.role, Role::Editor);
     assert!(updated.disabled);
@@ -188,7 +184,9 @@ async fn audit_log_filters_and_pages_newest_first(store: &dyn StateStore, _locat
     assert_eq!(alice.len(), 5);
     let denied = page(AuditQuery { outcome: Some(Outcome::Denied), limit: 100, ..Default::default() }).await;
     assert_eq!(denied.iter().map(|e| e.at.0).collect::<Vec<_>>(), [3]);
-    let window = page(AuditQuery { since: Some(Timestamp(4)), until: Some(Timestamp(6)), limit: 100, ..Default::default() }).await;
+    let window =
+        page(AuditQuery { since: Some(Timestamp(4)), until: Some(Timestamp(6)), limit: 100, ..Default::default() })
+            .await;
     assert_eq!(window.len(), 3);
     let none = page(AuditQuery { action: Some("user.delete".into()), limit: 100, ..Default::default() }).await;
     assert!(none.is_empty());

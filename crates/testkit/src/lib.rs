@@ -55,18 +55,14 @@ fn redis_ping(url: &str) -> Result<(), String> {
         .map_err(|e| format!("its address does not resolve ({e})"))?
         .next()
         .ok_or("its address does not resolve")?;
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(3))
-        .map_err(|e| format!("connecting failed ({e})"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&address, Duration::from_secs(3)).map_err(|e| format!("connecting failed ({e})"))?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).ok();
     stream.write_all(b"PING\r\n").map_err(|e| format!("sending PING failed ({e})"))?;
     let mut reply = [0u8; 64];
     let read = stream.read(&mut reply).map_err(|e| format!("no reply to PING ({e})"))?;
     let reply = String::from_utf8_lossy(&reply[..read]);
-    if reply.starts_with("+PONG") {
-        Ok(())
-    } else {
-        Err(format!("it answered PING with {reply:?}"))
-    }
+    if reply.starts_with("+PONG") { Ok(()) } else { Err(format!("it answered PING with {reply:?}")) }
 }
 
 /// A database of its own on the test PostgreSQL server, dropped with the guard.
@@ -157,12 +153,11 @@ mod tests {
     async fn a_fresh_postgres_database_is_empty_and_usable() {
         let database = PgDatabase::create().await;
         let mut connection = connect(&database.url).await;
-        let tables: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
-        )
-        .fetch_one(&mut connection)
-        .await
-        .unwrap();
+        let tables: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'")
+                .fetch_one(&mut connection)
+                .await
+                .unwrap();
         assert_eq!(tables, 0);
     }
 }

@@ -153,7 +153,7 @@ impl Auth {
         let now = Timestamp::now();
         let session_secret = secret::random_token(32);
         let csrf_token = secret::random_token(32);
-        let expires_at = now.add(self.session_ttl);
+        let expires_at = now.plus(self.session_ttl);
         self.store
             .create_session(Session {
                 id_hash: secret::sha256_hex(&session_secret),
@@ -227,7 +227,9 @@ impl Auth {
             return Err(Error::InvalidInput("token name must be 1 to 200 characters".into()));
         }
         if expires_in.is_some_and(|d| d.as_duration().is_zero()) {
-            return Err(Error::InvalidInput("expires_in must be longer than 0s; leave it out for a token that does not expire".into()));
+            return Err(Error::InvalidInput(
+                "expires_in must be longer than 0s; leave it out for a token that does not expire".into(),
+            ));
         }
         let (secret, prefix) = secret::new_api_token();
         let now = Timestamp::now();
@@ -240,7 +242,7 @@ impl Auth {
                 role,
                 created_by: created_by.to_string(),
                 created_at: now,
-                expires_at: expires_in.map(|d| now.add(d.as_duration())),
+                expires_at: expires_in.map(|d| now.plus(d.as_duration())),
             })
             .await?;
         Ok(IssuedToken { secret, token })
@@ -295,7 +297,8 @@ impl Auth {
             None => None,
         };
         let logs_out = password_hash.is_some() || change.disabled == Some(true) || change.role.is_some();
-        let update = UserUpdate { password_hash, role: change.role, disabled: change.disabled, at: Some(Timestamp::now()) };
+        let update =
+            UserUpdate { password_hash, role: change.role, disabled: change.disabled, at: Some(Timestamp::now()) };
         let user = self.store.update_user(id, update).await?.ok_or(Error::NoSuchUser(id))?;
         if logs_out {
             // A new password, a new role or a disabled account ends the sessions opened before.
@@ -337,8 +340,8 @@ impl Auth {
 }
 
 fn check_username(username: &str) -> Result<()> {
-    let valid = (1..=64).contains(&username.len())
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    let valid =
+        (1..=64).contains(&username.len()) && username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
     match valid {
         true => Ok(()),
         false => Err(Error::InvalidInput(

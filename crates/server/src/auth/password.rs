@@ -1,7 +1,7 @@
 //! argon2id password hashes, computed off the async runtime (each takes tens of ms of CPU).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 use super::{Error, Result};
 

@@ -59,7 +59,13 @@ mod tests {
 
     #[test]
     fn malformed_tokens_have_no_prefix() {
-        for bad in ["", "hm_", "hm_abc_def", "xx_0123456789ab_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "hm_0123456789zz_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
+        for bad in [
+            "",
+            "hm_",
+            "hm_abc_def",
+            "xx_0123456789ab_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "hm_0123456789zz_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
             assert_eq!(token_prefix(bad), None, "{bad}");
         }
     }

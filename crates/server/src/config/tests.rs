@@ -58,14 +58,22 @@ fn typed_environment_variables_are_parsed_and_checked() {
     assert!(config.auth.cookie_secure);
 
     let error = load(None, &env(&[("HUBMON_HTTP_MAX_BODY_BYTES", "lots")]), &Overrides::default()).unwrap_err();
-    assert_eq!(error.to_string(), "environment variable HUBMON_HTTP_MAX_BODY_BYTES: expected a whole number, got \"lots\"");
+    assert_eq!(
+        error.to_string(),
+        "environment variable HUBMON_HTTP_MAX_BODY_BYTES: expected a whole number, got \"lots\""
+    );
     let error = load(None, &env(&[("HUBMON_AUTH_SESSION_TTL", "forever")]), &Overrides::default()).unwrap_err();
     assert!(error.to_string().starts_with("environment variable HUBMON_AUTH_SESSION_TTL: invalid duration"), "{error}");
 }
 
 #[test]
 fn unknown_hubmon_variables_are_reported_as_likely_typos() {
-    let vars = env(&[("HUBMON_LISTN", "x"), ("HUBMON_TEST_PG_URL", "x"), ("HUBMON_ADMIN_PASSWORD", "x"), ("HUBMON_LISTEN", "x")]);
+    let vars = env(&[
+        ("HUBMON_LISTN", "x"),
+        ("HUBMON_TEST_PG_URL", "x"),
+        ("HUBMON_ADMIN_PASSWORD", "x"),
+        ("HUBMON_LISTEN", "x"),
+    ]);
     assert_eq!(unknown_env_variables(&vars), ["HUBMON_LISTN"]);
 }
 
@@ -80,9 +88,11 @@ fn bad_config_fixtures_fail_with_their_expected_errors() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let expected = text.lines().next().and_then(|l| l.strip_prefix("# expect: ")).unwrap_or_else(|| {
-            panic!("{} must start with `# expect: <message>`", path.display())
-        });
+        let expected = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} must start with `# expect: <message>`", path.display()));
         let error = parse_file(&path, &text).expect_err(&format!("{} should be rejected", path.display()));
         let message = error.to_string();
         let after_name = message.split_once(", line").map(|(_, rest)| format!("line{rest}")).unwrap_or(message.clone());

@@ -110,15 +110,15 @@ pub async fn authorize(State(app): State<AppState>, mut request: Request, next: 
         );
         return ApiError::forbidden(message).into_response();
     }
-    if let Principal::User { csrf_token: Some(expected), .. } = &principal {
-        if is_mutating(request.method()) {
-            let presented = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !crate::auth::constant_time_eq(presented, expected) {
-                return ApiError::forbidden(format!(
-                    "missing or wrong CSRF token: send the `csrf_token` from login (also in the {CSRF_COOKIE} cookie) as the X-CSRF-Token header"
-                ))
-                .into_response();
-            }
+    if let Principal::User { csrf_token: Some(expected), .. } = &principal
+        && is_mutating(request.method())
+    {
+        let presented = request.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !crate::auth::constant_time_eq(presented, expected) {
+            return ApiError::forbidden(format!(
+                "missing or wrong CSRF token: send the `csrf_token` from login (also in the {CSRF_COOKIE} cookie) as the X-CSRF-Token header"
+            ))
+            .into_response();
         }
     }
     request.extensions_mut().insert(principal);
@@ -214,10 +214,8 @@ pub async fn audit(State(app): State<AppState>, request: Request, next: Next) ->
 pub async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let response = next.run(request).await;
     let elapsed = started.elapsed();
@@ -239,7 +237,8 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || response.headers().contains_key(header::CONTENT_TYPE) {
+    if !(status.is_client_error() || status.is_server_error()) || response.headers().contains_key(header::CONTENT_TYPE)
+    {
         return response;
     }
     let message = match status {

@@ -104,8 +104,8 @@ fn document_access(operation: &mut Operation, access: Access) {
             vec![SecurityRequirement::new("bearer", scope), SecurityRequirement::new("session", scope)]
         }
     });
-    operation.extensions.get_or_insert_with(Default::default).insert(
-        "x-hubmon-access".to_string(),
-        serde_json::Value::String(access.as_str().to_string()),
-    );
+    operation
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert("x-hubmon-access".to_string(), serde_json::Value::String(access.as_str().to_string()));
 }

@@ -100,9 +100,7 @@ pub async fn logout(
     if let Principal::User { session_hash: Some(hash), .. } = &principal {
         app.auth.logout(hash).await?;
     }
-    let jar = jar
-        .remove(Cookie::build(SESSION_COOKIE).path("/"))
-        .remove(Cookie::build(CSRF_COOKIE).path("/"));
+    let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/")).remove(Cookie::build(CSRF_COOKIE).path("/"));
     Ok((jar, StatusCode::NO_CONTENT).into_response())
 }
 
