@@ -7,8 +7,10 @@
 
 mod duration;
 mod role;
+mod series;
 mod time;
 
 pub use duration::{DurationError, PromDuration};
 pub use role::{Access, Role, RoleError};
+pub use series::*;
 pub use time::{Timestamp, TimestampError};
