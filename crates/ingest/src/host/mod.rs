@@ -1,0 +1,1 @@
+//! Host collector (being written).

@@ -1,0 +1,7 @@
+//! Ingest: everything that turns measurements into samples and hands them to an
+//! [`hubmon_model::Appender`]. It never reads or writes the store's files itself.
+//!
+//! - [`host`]: node_exporter-compatible host metrics from /proc and /sys, plus hubmon's
+//!   convenience gauges; NVIDIA GPUs through NVML when present.
+
+pub mod host;
