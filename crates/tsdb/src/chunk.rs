@@ -1,0 +1,362 @@
+//! Compressed sample chunks: delta-of-delta timestamps and XOR-ed float values (the Gorilla
+//! scheme Prometheus also uses), so that samples at a steady interval cost about one bit for
+//! the timestamp and a repeated or slowly changing value a few bits.
+//!
+//! Layout of an encoded chunk: sample count (u16 BE), then a bit stream: the first timestamp
+//! as a zig-zag varint and the first value as 64 raw bits; the second timestamp as a zig-zag
+//! varint delta; every later timestamp as a delta-of-delta in one of five bit-width buckets.
+//! Each value after the first is XOR-ed with the previous one: `0` when equal, `10` + the
+//! meaningful bits when they fit the previous leading/trailing-zero window, else `11` + 5
+//! bits of leading zeros + 6 bits of length + the bits.
+
+use hubmon_model::Sample;
+
+/// Samples per chunk before a new one is started; Prometheus's choice, which balances the
+/// cost of decoding a whole chunk for a short query against per-chunk overhead.
+pub const SAMPLES_PER_CHUNK: usize = 120;
+
+#[derive(Default, Clone, Debug)]
+struct BitWriter {
+    bytes: Vec<u8>,
+    /// Bits used in the last byte (0 = the last byte is full or there is none).
+    used: u8,
+}
+
+impl BitWriter {
+    fn write_bit(&mut self, bit: bool) {
+        if self.used == 0 {
+            self.bytes.push(0);
+        }
+        if bit {
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= 0x80 >> self.used;
+            }
+        }
+        self.used = (self.used + 1) % 8;
+    }
+
+    fn write_bits(&mut self, value: u64, count: u8) {
+        for shift in (0..count).rev() {
+            self.write_bit((value >> shift) & 1 == 1);
+        }
+    }
+
+    fn write_varint(&mut self, value: i64) {
+        let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+        loop {
+            let byte = (zigzag & 0x7f) as u8;
+            zigzag >>= 7;
+            if zigzag == 0 {
+                self.write_bits(u64::from(byte), 8);
+                return;
+            }
+            self.write_bits(u64::from(byte | 0x80), 8);
+        }
+    }
+}
+
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn read_bit(&mut self) -> Option<bool> {
+        let byte = self.bytes.get(self.position / 8)?;
+        let bit = (byte >> (7 - (self.position % 8))) & 1 == 1;
+        self.position += 1;
+        Some(bit)
+    }
+
+    fn read_bits(&mut self, count: u8) -> Option<u64> {
+        let mut value = 0u64;
+        for _ in 0..count {
+            value = (value << 1) | u64::from(self.read_bit()?);
+        }
+        Some(value)
+    }
+
+    fn read_varint(&mut self) -> Option<i64> {
+        let mut result = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.read_bits(8)?;
+            result |= (byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(((result >> 1) as i64) ^ -((result & 1) as i64));
+            }
+        }
+        None
+    }
+}
+
+/// Delta-of-delta buckets: (prefix bits, prefix length, value bits).
+const DOD_BUCKETS: [(u64, u8, u8); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
+
+/// An append-only encoder for one chunk.
+#[derive(Clone, Debug, Default)]
+pub struct ChunkEncoder {
+    bits: BitWriter,
+    count: u16,
+    min_time: i64,
+    last_time: i64,
+    last_delta: i64,
+    last_value: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl ChunkEncoder {
+    pub fn new() -> Self {
+        Self { leading: 0xff, ..Default::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len() >= SAMPLES_PER_CHUNK
+    }
+
+    pub fn min_time(&self) -> i64 {
+        self.min_time
+    }
+
+    pub fn max_time(&self) -> i64 {
+        self.last_time
+    }
+
+    /// Appends a sample; its timestamp must be greater than the last one's.
+    pub fn push(&mut self, sample: Sample) {
+        let value = sample.value.to_bits();
+        match self.count {
+            0 => {
+                self.min_time = sample.timestamp;
+                self.bits.write_varint(sample.timestamp);
+                self.bits.write_bits(value, 64);
+            }
+            1 => {
+                let delta = sample.timestamp.wrapping_sub(self.last_time);
+                self.bits.write_varint(delta);
+                self.last_delta = delta;
+                self.push_value(value);
+            }
+            _ => {
+                let delta = sample.timestamp.wrapping_sub(self.last_time);
+                self.push_delta_of_delta(delta.wrapping_sub(self.last_delta));
+                self.last_delta = delta;
+                self.push_value(value);
+            }
+        }
+        self.last_time = sample.timestamp;
+        self.last_value = value;
+        self.count += 1;
+    }
+
+    fn push_delta_of_delta(&mut self, dod: i64) {
+        if dod == 0 {
+            self.bits.write_bit(false);
+            return;
+        }
+        for (prefix, prefix_len, bits) in DOD_BUCKETS {
+            let limit = 1i64 << (bits - 1);
+            if (-limit + 1..=limit).contains(&dod) {
+                self.bits.write_bits(prefix, prefix_len);
+                self.bits.write_bits((dod as u64) & ((1u64 << bits) - 1), bits);
+                return;
+            }
+        }
+        self.bits.write_bits(0b1111, 4);
+        self.bits.write_bits(dod as u64, 64);
+    }
+
+    fn push_value(&mut self, value: u64) {
+        let xor = value ^ self.last_value;
+        if xor == 0 {
+            self.bits.write_bit(false);
+            return;
+        }
+        self.bits.write_bit(true);
+        let leading = (xor.leading_zeros() as u8).min(31);
+        let trailing = xor.trailing_zeros() as u8;
+        if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
+            self.bits.write_bit(false);
+            let significant = 64 - self.leading - self.trailing;
+            self.bits.write_bits(xor >> self.trailing, significant);
+        } else {
+            self.bits.write_bit(true);
+            let significant = 64 - leading - trailing;
+            self.bits.write_bits(u64::from(leading), 5);
+            // 64 significant bits are written as 0; 0 can never occur since xor != 0.
+            self.bits.write_bits(u64::from(significant) & 0x3f, 6);
+            self.bits.write_bits(xor >> trailing, significant);
+            self.leading = leading;
+            self.trailing = trailing;
+        }
+    }
+
+    /// The encoded bytes of the samples pushed so far.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 + self.bits.bytes.len());
+        out.extend_from_slice(&self.count.to_be_bytes());
+        out.extend_from_slice(&self.bits.bytes);
+        out
+    }
+
+    /// Bytes this encoder holds in memory (for size accounting).
+    pub fn size(&self) -> usize {
+        self.bits.bytes.capacity() + std::mem::size_of::<Self>()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("chunk is corrupt: {0}")]
+pub struct CorruptChunk(pub &'static str);
+
+/// Decodes every sample of an encoded chunk.
+pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, CorruptChunk> {
+    let mut out = Vec::new();
+    decode_into(bytes, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes into `out` (appending), to reuse one buffer across chunks.
+pub fn decode_into(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), CorruptChunk> {
+    let truncated = CorruptChunk("truncated");
+    let (count, stream) = match bytes {
+        [a, b, rest @ ..] => (u16::from_be_bytes([*a, *b]), rest),
+        _ => return Err(truncated),
+    };
+    let mut reader = BitReader { bytes: stream, position: 0 };
+    let mut time = 0i64;
+    let mut delta = 0i64;
+    let mut value = 0u64;
+    let (mut leading, mut trailing) = (0u8, 0u8);
+    out.reserve(usize::from(count));
+    for index in 0..count {
+        match index {
+            0 => {
+                time = reader.read_varint().ok_or(truncated.clone())?;
+                value = reader.read_bits(64).ok_or(truncated.clone())?;
+            }
+            _ => {
+                if index == 1 {
+                    delta = reader.read_varint().ok_or(truncated.clone())?;
+                } else {
+                    delta = delta.wrapping_add(read_delta_of_delta(&mut reader).ok_or(truncated.clone())?);
+                }
+                time = time.wrapping_add(delta);
+                if reader.read_bit().ok_or(truncated.clone())? {
+                    if reader.read_bit().ok_or(truncated.clone())? {
+                        leading = reader.read_bits(5).ok_or(truncated.clone())? as u8;
+                        let mut significant = reader.read_bits(6).ok_or(truncated.clone())? as u8;
+                        if significant == 0 {
+                            significant = 64;
+                        }
+                        trailing = 64u8.checked_sub(leading + significant).ok_or(CorruptChunk("bad bit window"))?;
+                    }
+                    let significant = 64 - leading - trailing;
+                    let bits = reader.read_bits(significant).ok_or(truncated.clone())?;
+                    value ^= bits << trailing;
+                }
+            }
+        }
+        out.push(Sample { timestamp: time, value: f64::from_bits(value) });
+    }
+    Ok(())
+}
+
+fn read_delta_of_delta(reader: &mut BitReader<'_>) -> Option<i64> {
+    let mut prefix_len = 0;
+    while prefix_len < 4 && reader.read_bit()? {
+        prefix_len += 1;
+    }
+    let bits = match prefix_len {
+        0 => return Some(0),
+        1..=3 => DOD_BUCKETS[prefix_len - 1].2,
+        _ => return Some(reader.read_bits(64)? as i64),
+    };
+    let raw = reader.read_bits(bits)?;
+    // Sign-extend from `bits` wide.
+    let shift = 64 - u32::from(bits);
+    Some(((raw << shift) as i64) >> shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(samples: &[Sample]) -> Vec<Sample> {
+        let mut encoder = ChunkEncoder::new();
+        for sample in samples {
+            encoder.push(*sample);
+        }
+        decode(&encoder.encode()).unwrap()
+    }
+
+    fn same(a: &[Sample], b: &[Sample]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| x.timestamp == y.timestamp && x.value.to_bits() == y.value.to_bits())
+    }
+
+    #[test]
+    fn steady_interval_and_constant_value_cost_about_two_bits_a_sample() {
+        let samples: Vec<Sample> = (0..120).map(|i| Sample::new(1_700_000_000_000 + i * 10_000, 42.0)).collect();
+        let mut encoder = ChunkEncoder::new();
+        samples.iter().for_each(|s| encoder.push(*s));
+        let bytes = encoder.encode();
+        assert!(bytes.len() < 50, "{} bytes for 120 samples", bytes.len());
+        assert!(same(&decode(&bytes).unwrap(), &samples));
+    }
+
+    #[test]
+    fn special_values_survive() {
+        let samples = vec![
+            Sample::new(0, f64::NAN),
+            Sample::new(1, hubmon_model::stale_marker()),
+            Sample::new(2, f64::INFINITY),
+            Sample::new(3, f64::NEG_INFINITY),
+            Sample::new(4, -0.0),
+            Sample::new(1 << 40, f64::MIN_POSITIVE),
+            Sample::new((1 << 40) + 1, f64::MAX),
+        ];
+        assert!(same(&round_trip(&samples), &samples));
+    }
+
+    #[test]
+    fn truncated_chunks_are_errors_not_panics() {
+        let samples: Vec<Sample> = (0..50).map(|i| Sample::new(i * 1000, i as f64 * 1.5)).collect();
+        let mut encoder = ChunkEncoder::new();
+        samples.iter().for_each(|s| encoder.push(*s));
+        let bytes = encoder.encode();
+        for cut in 0..bytes.len() - 1 {
+            let _ = decode(&bytes[..cut]);
+        }
+        assert!(decode(&bytes[..bytes.len() / 2]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decode_of_encode_is_identity(
+            start in -1_000_000_000_000i64..4_000_000_000_000,
+            steps in proptest::collection::vec((0i64..100_000_000, any::<u64>()), 1..SAMPLES_PER_CHUNK),
+        ) {
+            let mut time = start;
+            let samples: Vec<Sample> = steps.iter().map(|(step, bits)| {
+                time += step + 1;
+                Sample::new(time, f64::from_bits(*bits))
+            }).collect();
+            prop_assert!(same(&round_trip(&samples), &samples));
+        }
+
+        #[test]
+        fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode(&bytes);
+        }
+    }
+}

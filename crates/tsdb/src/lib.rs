@@ -1,0 +1,2 @@
+//! hubmon's built-in time-series store (being written).
+pub mod chunk;
