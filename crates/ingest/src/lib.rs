@@ -3,5 +3,9 @@
 //!
 //! - [`host`]: node_exporter-compatible host metrics from /proc and /sys, plus hubmon's
 //!   convenience gauges; NVIDIA GPUs through NVML when present.
+//! - [`remote_write`]: the Prometheus remote_write receiver's decoding.
+//! - [`push`]: the JSON push format for scripts.
 
 pub mod host;
+pub mod push;
+pub mod remote_write;

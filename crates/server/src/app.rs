@@ -31,6 +31,8 @@ pub struct Services {
     pub store: Arc<dyn StateStore>,
     pub auth: Auth,
     pub telemetry: Telemetry,
+    /// The metrics store, through which every sample is written and read.
+    pub metrics: Arc<hubmon_tsdb::Tsdb>,
     pub routes: RouteTable,
     pub openapi_json: String,
 }
@@ -74,6 +76,14 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
     let auth = Auth::new(store.clone(), config.auth.session_ttl, config.auth.login_attempts_per_minute);
     let admin_password = auth.bootstrap_admin(admin_password).await.context("cannot create the admin user")?;
 
+    let metrics_dir = data_dir.path().join("metrics");
+    let metrics_config = config.metrics.clone();
+    let metrics = tokio::task::spawn_blocking(move || hubmon_tsdb::Tsdb::open(&metrics_dir, metrics_config))
+        .await
+        .context("metrics store task failed")?
+        .context("cannot open the metrics store")?;
+    let metrics = Arc::new(metrics);
+
     let listener =
         TcpListener::bind(&config.listen.0).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("cannot read the listening address")?;
@@ -85,6 +95,7 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
         store,
         auth,
         telemetry: Telemetry::new(),
+        metrics,
         routes: route_table,
         openapi_json,
     }));
@@ -104,6 +115,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
     tasks.spawn(purge_sessions(state.clone(), shutdown.clone()));
+    tasks.spawn(maintain_metrics(state.clone(), shutdown.clone()));
 
     let app = crate::http::router(state.clone(), routes);
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -113,10 +125,32 @@ async fn serve(
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;
+    let metrics = state.metrics.clone();
+    if let Ok(Err(error)) = tokio::task::spawn_blocking(move || metrics.sync()).await {
+        tracing::error!(%error, "could not flush the metrics write-ahead log");
+    }
     state.store.close().await;
     drop(data_dir);
     tracing::info!("hubmon stopped");
     served.context("HTTP server failed")
+}
+
+/// Cuts blocks from the metrics head and applies retention, off the async runtime.
+async fn maintain_metrics(state: AppState, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(hubmon_tsdb::MAINTENANCE_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let metrics = state.metrics.clone();
+        match tokio::task::spawn_blocking(move || metrics.maintain()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "metrics store maintenance failed"),
+            Err(error) => tracing::error!(%error, "metrics store maintenance task failed"),
+        }
+    }
 }
 
 /// Removes expired browser sessions now and then, so the table does not grow forever.

@@ -29,6 +29,8 @@ pub struct Config {
     pub state: StateConfig,
     pub http: HttpConfig,
     pub auth: AuthConfig,
+    /// The built-in metrics store.
+    pub metrics: hubmon_tsdb::Config,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +88,7 @@ impl Default for Config {
             state: StateConfig::default(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            metrics: hubmon_tsdb::Config::default(),
         }
     }
 }

@@ -31,6 +31,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/tokens", "admin"),
     ("DELETE", "/api/v1/tokens/{id}", "admin"),
     ("GET", "/api/v1/audit", "admin"),
+    ("POST", "/api/v1/write", "ingest"),
+    ("POST", "/api/v1/monitoring/metrics", "ingest"),
+    ("GET", "/api/v1/series", "viewer"),
+    ("GET", "/api/v1/labels", "viewer"),
+    ("GET", "/api/v1/label/{name}/values", "viewer"),
 ];
 
 const ROLES: [&str; 4] = ["viewer", "editor", "admin", "ingest"];
@@ -80,7 +85,7 @@ async fn every_route_allows_and_denies_each_role_as_declared(backend: Backend) {
     let mut failures = Vec::new();
     for (method, template, access) in EXPECTED {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let path = template.replace("{id}", "999999");
+        let path = template.replace("{id}", "999999").replace("{name}", "job");
         let send = |token: Option<&str>| {
             let client = reqwest::Client::new();
             let mut request = client.request(method.clone(), server.url(&path));

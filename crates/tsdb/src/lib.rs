@@ -317,19 +317,13 @@ impl Appender for Tsdb {
                 reject(&mut report, &labels, samples.len(), reason);
                 continue;
             }
-            let id = match head.id(&labels) {
-                Some(id) => id,
-                None => {
-                    if head.series_count() as u64 >= self.config.max_series {
-                        let reason = format!("the store holds max_series ({}) series already", self.config.max_series);
-                        reject(&mut report, &labels, samples.len(), reason);
-                        continue;
-                    }
-                    let (id, _) = head.get_or_create(&labels);
-                    created.push((id, labels.clone()));
-                    id
-                }
-            };
+            // A series is created by its first accepted sample, never by refused ones.
+            let mut id = head.id(&labels);
+            if id.is_none() && head.series_count() as u64 >= self.config.max_series {
+                let reason = format!("the store holds max_series ({}) series already", self.config.max_series);
+                reject(&mut report, &labels, samples.len(), reason);
+                continue;
+            }
             samples.sort_by_key(|s| s.timestamp);
             for sample in samples {
                 let refused = if sample.timestamp > max_time {
@@ -337,15 +331,23 @@ impl Appender for Tsdb {
                 } else if sample.timestamp < min_time {
                     Some("sample timestamp is older than the retention period".to_string())
                 } else {
-                    head.check(id, sample, window).err().map(|r| r.reason().to_string())
+                    head.check(id.unwrap_or(0), sample, window).err().map(|r| r.reason().to_string())
                 };
-                match refused {
-                    Some(reason) => reject(&mut report, &labels, 1, reason),
-                    None => {
-                        head.append(id, sample);
-                        accepted.push((id, sample));
-                    }
+                if let Some(reason) = refused {
+                    reject(&mut report, &labels, 1, reason);
+                    continue;
                 }
+                let series_id = match id {
+                    Some(existing) => existing,
+                    None => {
+                        let (created_id, _) = head.get_or_create(&labels);
+                        created.push((created_id, labels.clone()));
+                        id = Some(created_id);
+                        created_id
+                    }
+                };
+                head.append(series_id, sample);
+                accepted.push((series_id, sample));
             }
         }
         report.accepted = accepted.len();

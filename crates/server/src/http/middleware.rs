@@ -237,19 +237,26 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || response.headers().contains_key(header::CONTENT_TYPE)
-    {
+    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    // Errors made by axum's own extractors and by tower layers are empty or plain text.
+    let plain = content_type.is_empty() || content_type.starts_with("text/plain");
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
         return response;
     }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
     let message = match status {
         StatusCode::NOT_FOUND => format!("no route for {method} {path}; see /api/openapi.json"),
         StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
         StatusCode::PAYLOAD_TOO_LARGE => "request body is larger than http.max_body_bytes".to_string(),
+        _ if !text.is_empty() => text,
         other => other.canonical_reason().unwrap_or("error").to_lowercase(),
     };
     let mut error = ApiError::new(status, message);
     error.code = code_for(status);
-    let (parts, _) = response.into_parts();
     let mut rebuilt = error.into_response();
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {

@@ -76,6 +76,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteTable) 
         .add(Access::Admin, routes!(tokens::list_tokens, tokens::create_token))
         .add(Access::Admin, routes!(tokens::revoke_token))
         .add(Access::Admin, routes!(audit::list_audit))
+        .add(Access::Ingest, routes!(metrics::remote_write))
+        .add(Access::Ingest, routes!(metrics::push))
+        .add(Access::Viewer, routes!(prometheus::series))
+        .add(Access::Viewer, routes!(prometheus::labels))
+        .add(Access::Viewer, routes!(prometheus::label_values))
         .finish()
 }
 

@@ -2,6 +2,8 @@
 
 pub mod audit;
 pub mod auth;
+pub mod metrics;
+pub mod prometheus;
 pub mod system;
 pub mod tokens;
 pub mod users;

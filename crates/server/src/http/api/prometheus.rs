@@ -1,0 +1,190 @@
+//! The Prometheus HTTP API's metadata endpoints (`series`, `labels`, `label/{name}/values`),
+//! in Prometheus's own response and error formats, so Grafana and promtool can browse hubmon.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hubmon_model::{MatchOp, Matcher, Querier, Timestamp};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::http::extract::Path;
+
+/// Prometheus's error shape: `{"status":"error","errorType","error"}`.
+pub struct PromError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl PromError {
+    fn bad_data(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, kind: "bad_data", message: message.into() }
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, kind: "internal", message: message.into() }
+    }
+}
+
+impl IntoResponse for PromError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"status": "error", "errorType": self.kind, "error": self.message});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+#[derive(Serialize)]
+struct Success<T> {
+    status: &'static str,
+    data: T,
+}
+
+fn success<T: Serialize>(data: T) -> Response {
+    axum::Json(Success { status: "success", data }).into_response()
+}
+
+/// `match[]`, `start` and `end` from a query string (repeated keys, as Prometheus takes them).
+struct SeriesParams {
+    selectors: Vec<Vec<Matcher>>,
+    start: i64,
+    end: i64,
+}
+
+fn parse_params(query: Option<&str>) -> Result<SeriesParams, PromError> {
+    let mut selectors = Vec::new();
+    let (mut start, mut end) = (i64::MIN, i64::MAX);
+    for (key, value) in form_pairs(query.unwrap_or("")) {
+        match key.as_str() {
+            "match[]" => selectors.push(parse_selector(&value)?),
+            "start" => start = parse_time(&value, "start")?,
+            "end" => end = parse_time(&value, "end")?,
+            _ => {}
+        }
+    }
+    if end < start {
+        return Err(PromError::bad_data("end timestamp must not be before start time"));
+    }
+    Ok(SeriesParams { selectors, start, end })
+}
+
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+}
+
+fn parse_time(text: &str, name: &str) -> Result<i64, PromError> {
+    text.parse::<Timestamp>().map(Timestamp::as_millis).map_err(|_| {
+        PromError::bad_data(format!("invalid parameter \"{name}\": cannot parse {text:?} to a valid timestamp"))
+    })
+}
+
+/// Parses a series selector such as `up{job="api"}` into matchers.
+pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, PromError> {
+    let expr = promql_parser::parser::parse(text)
+        .map_err(|e| PromError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
+    let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
+        return Err(PromError::bad_data(format!("invalid parameter \"match[]\": {text:?} is not a series selector")));
+    };
+    let mut matchers = Vec::new();
+    if let Some(name) = &selector.name {
+        matchers.push(Matcher::equal(hubmon_model::METRIC_NAME, name.clone()));
+    }
+    for matcher in &selector.matchers.matchers {
+        use promql_parser::label::MatchOp as Op;
+        let op = match &matcher.op {
+            Op::Equal => MatchOp::Equal,
+            Op::NotEqual => MatchOp::NotEqual,
+            Op::Re(_) => MatchOp::Regex,
+            Op::NotRe(_) => MatchOp::NotRegex,
+        };
+        matchers.push(
+            Matcher::new(matcher.name.clone(), op, matcher.value.clone())
+                .map_err(|e| PromError::bad_data(format!("invalid parameter \"match[]\": {e}")))?,
+        );
+    }
+    if matchers.iter().all(Matcher::matches_empty) {
+        return Err(PromError::bad_data(
+            "invalid parameter \"match[]\": match[] must contain at least one non-empty matcher",
+        ));
+    }
+    Ok(matchers)
+}
+
+/// Series matching the selectors: `GET /api/v1/series?match[]=…&start=…&end=…`.
+#[utoipa::path(get, path = "/api/v1/series", tag = "prometheus", params(
+    ("match[]" = Vec<String>, Query, description = "Series selectors; at least one"),
+    ("start" = Option<String>, Query), ("end" = Option<String>, Query),
+), responses((status = 200, description = "Prometheus format: {status, data: [label sets]}"), (status = 400)))]
+pub async fn series(State(app): State<AppState>, uri: axum::http::Uri) -> Result<Response, PromError> {
+    let params = parse_params(uri.query())?;
+    if params.selectors.is_empty() {
+        return Err(PromError::bad_data("no match[] parameter provided"));
+    }
+    let store = app.metrics.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let mut sets = std::collections::BTreeSet::new();
+        for matchers in &params.selectors {
+            for series in store.select(matchers, params.start, params.end)? {
+                sets.insert(series.labels);
+            }
+        }
+        Ok::<_, hubmon_model::StoreError>(sets)
+    })
+    .await
+    .map_err(|e| PromError::internal(e.to_string()))?
+    .map_err(|e| PromError::internal(e.to_string()))?;
+    Ok(success(found.into_iter().collect::<Vec<_>>()))
+}
+
+/// Label names: `GET /api/v1/labels`.
+#[utoipa::path(get, path = "/api/v1/labels", tag = "prometheus", params(
+    ("match[]" = Option<Vec<String>>, Query), ("start" = Option<String>, Query), ("end" = Option<String>, Query),
+), responses((status = 200, description = "Prometheus format: {status, data: [names]}"), (status = 400)))]
+pub async fn labels(State(app): State<AppState>, uri: axum::http::Uri) -> Result<Response, PromError> {
+    let params = parse_params(uri.query())?;
+    let store = app.metrics.clone();
+    let names = tokio::task::spawn_blocking(move || {
+        if params.selectors.is_empty() {
+            return store.label_names(&[], params.start, params.end);
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for matchers in &params.selectors {
+            names.extend(store.label_names(matchers, params.start, params.end)?);
+        }
+        Ok(names.into_iter().collect())
+    })
+    .await
+    .map_err(|e| PromError::internal(e.to_string()))?
+    .map_err(|e| PromError::internal(e.to_string()))?;
+    Ok(success(names))
+}
+
+/// Values of one label: `GET /api/v1/label/{name}/values`.
+#[utoipa::path(get, path = "/api/v1/label/{name}/values", tag = "prometheus", params(
+    ("name" = String, Path), ("match[]" = Option<Vec<String>>, Query), ("start" = Option<String>, Query), ("end" = Option<String>, Query),
+), responses((status = 200, description = "Prometheus format: {status, data: [values]}"), (status = 400)))]
+pub async fn label_values(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    uri: axum::http::Uri,
+) -> Result<Response, PromError> {
+    if !hubmon_model::is_valid_label_name(&name) && name != hubmon_model::METRIC_NAME {
+        return Err(PromError::bad_data(format!("invalid label name: {name:?}")));
+    }
+    let params = parse_params(uri.query())?;
+    let store = app.metrics.clone();
+    let values = tokio::task::spawn_blocking(move || {
+        if params.selectors.is_empty() {
+            return store.label_values(&name, &[], params.start, params.end);
+        }
+        let mut values = std::collections::BTreeSet::new();
+        for matchers in &params.selectors {
+            values.extend(store.label_values(&name, matchers, params.start, params.end)?);
+        }
+        Ok(values.into_iter().collect())
+    })
+    .await
+    .map_err(|e| PromError::internal(e.to_string()))?
+    .map_err(|e| PromError::internal(e.to_string()))?;
+    Ok(success(values))
+}
