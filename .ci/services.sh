@@ -79,6 +79,10 @@ _hubmon_svc_missing_packages() {
     command -v redis-server >/dev/null 2>&1 || echo "$kind redis-server"
     command -v redis-cli >/dev/null 2>&1 || echo "want redis-tools"
   fi
+  # Real peers the metrics tests run against (started by the tests themselves).
+  command -v prometheus >/dev/null 2>&1 || echo "need prometheus"
+  command -v promtool >/dev/null 2>&1 || echo "need prometheus"
+  [[ -x /usr/bin/prometheus-node-exporter ]] || echo "need prometheus-node-exporter"
   command -v curl >/dev/null 2>&1 || echo "want curl"
   # curl is installed without recommends, so make sure TLS to the outside still verifies.
   [[ -s /etc/ssl/certs/ca-certificates.crt ]] || echo "want ca-certificates"

@@ -5,7 +5,10 @@
 //!   convenience gauges; NVIDIA GPUs through NVML when present.
 //! - [`remote_write`]: the Prometheus remote_write receiver's decoding.
 //! - [`push`]: the JSON push format for scripts.
+//! - [`exposition`] and [`scrape`]: scraping Prometheus text/OpenMetrics targets.
 
+pub mod exposition;
 pub mod host;
 pub mod push;
 pub mod remote_write;
+pub mod scrape;

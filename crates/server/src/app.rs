@@ -33,6 +33,8 @@ pub struct Services {
     pub telemetry: Telemetry,
     /// The metrics store, through which every sample is written and read.
     pub metrics: Arc<hubmon_tsdb::Tsdb>,
+    /// `# TYPE`/`# HELP` of scraped metric families, for `/api/v1/metadata`.
+    pub metadata: hubmon_ingest::scrape::MetadataStore,
     pub routes: RouteTable,
     pub openapi_json: String,
 }
@@ -96,6 +98,7 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
         auth,
         telemetry: Telemetry::new(),
         metrics,
+        metadata: Default::default(),
         routes: route_table,
         openapi_json,
     }));
@@ -116,6 +119,7 @@ async fn serve(
     let tasks = TaskTracker::new();
     tasks.spawn(purge_sessions(state.clone(), shutdown.clone()));
     tasks.spawn(maintain_metrics(state.clone(), shutdown.clone()));
+    spawn_scrapers(&state, &tasks, &shutdown);
 
     let app = crate::http::router(state.clone(), routes);
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -133,6 +137,32 @@ async fn serve(
     drop(data_dir);
     tracing::info!("hubmon stopped");
     served.context("HTTP server failed")
+}
+
+/// One task per scrape target, all writing into the metrics store.
+fn spawn_scrapers(state: &AppState, tasks: &TaskTracker, shutdown: &CancellationToken) {
+    let client = reqwest::Client::builder().user_agent(concat!("hubmon/", env!("CARGO_PKG_VERSION"))).build();
+    let client = match client {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "cannot build the scrape HTTP client; scraping is off");
+            return;
+        }
+    };
+    let appender: Arc<dyn hubmon_model::Appender> = state.metrics.clone();
+    for job in &state.config.scrape {
+        let job = Arc::new(job.clone());
+        for target in &job.targets {
+            tasks.spawn(hubmon_ingest::scrape::run_target(
+                job.clone(),
+                target.clone(),
+                client.clone(),
+                appender.clone(),
+                state.metadata.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
 }
 
 /// Cuts blocks from the metrics head and applies retention, off the async runtime.

@@ -31,6 +31,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The built-in metrics store.
     pub metrics: hubmon_tsdb::Config,
+    /// Prometheus-style targets to scrape (`[[scrape]]` tables).
+    pub scrape: Vec<hubmon_ingest::scrape::ScrapeConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +91,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             metrics: hubmon_tsdb::Config::default(),
+            scrape: Vec::new(),
         }
     }
 }
@@ -206,6 +209,8 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}, line {line}, column {column}: {message}")]
     Invalid { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("config {source_name}: {message}")]
+    Semantic { source_name: String, message: String },
     #[error("environment variable {variable}: {message}")]
     Env { variable: String, message: String },
 }
@@ -233,15 +238,39 @@ pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>, overrides: &Ove
     apply_overrides(&mut table, overrides);
     let merged = toml::Value::Table(table);
     // Values from the file were checked above; an error now comes from a variable or a flag.
-    merged.try_into().map_err(|e: toml::de::Error| ConfigError::Env {
+    let config: Config = merged.try_into().map_err(|e: toml::de::Error| ConfigError::Env {
         variable: "(HUBMON_* or a flag)".to_string(),
         message: e.message().to_string(),
-    })
+    })?;
+    config.validate().map_err(|message| ConfigError::Semantic {
+        source_name: file
+            .map_or_else(|| "(defaults, HUBMON_* and flags)".to_string(), |p| format!("file {}", p.display())),
+        message,
+    })?;
+    Ok(config)
 }
 
 /// Parses and validates a config file on its own (`hubmon config check`).
 pub fn parse_file(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    toml::from_str(text).map_err(|e| invalid(path, text, &e))
+    let config: Config = toml::from_str(text).map_err(|e| invalid(path, text, &e))?;
+    config
+        .validate()
+        .map_err(|message| ConfigError::Semantic { source_name: format!("file {}", path.display()), message })?;
+    Ok(config)
+}
+
+impl Config {
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut jobs = std::collections::BTreeSet::new();
+        for job in &self.scrape {
+            job.validate()?;
+            if !jobs.insert(&job.job_name) {
+                return Err(format!("scrape job_name {:?} is used twice", job.job_name));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn invalid(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
@@ -265,6 +294,8 @@ pub fn env_variables() -> Vec<(Vec<String>, String)> {
             path.push(key.clone());
             match value {
                 toml::Value::Table(inner) => walk(inner, &path, out),
+                // Lists of tables ([[scrape]]) are written in the file, not in variables.
+                toml::Value::Array(_) => {}
                 _ => {
                     let name = format!("HUBMON_{}", path.join("_").to_uppercase());
                     out.push((path, name));

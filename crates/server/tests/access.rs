@@ -36,6 +36,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/series", "viewer"),
     ("GET", "/api/v1/labels", "viewer"),
     ("GET", "/api/v1/label/{name}/values", "viewer"),
+    ("GET", "/api/v1/metadata", "viewer"),
 ];
 
 const ROLES: [&str; 4] = ["viewer", "editor", "admin", "ingest"];

@@ -81,6 +81,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteTable) 
         .add(Access::Viewer, routes!(prometheus::series))
         .add(Access::Viewer, routes!(prometheus::labels))
         .add(Access::Viewer, routes!(prometheus::label_values))
+        .add(Access::Viewer, routes!(prometheus::metadata))
         .finish()
 }
 

@@ -188,3 +188,27 @@ pub async fn label_values(
     .map_err(|e| PromError::internal(e.to_string()))?;
     Ok(success(values))
 }
+
+/// Metric metadata from scraped targets: `GET /api/v1/metadata?metric=&limit=`.
+#[utoipa::path(get, path = "/api/v1/metadata", tag = "prometheus", params(
+    ("metric" = Option<String>, Query), ("limit" = Option<usize>, Query),
+), responses((status = 200, description = "Prometheus format: {status, data: {metric: [{type, help, unit}]}}")))]
+pub async fn metadata(State(app): State<AppState>, uri: axum::http::Uri) -> Result<Response, PromError> {
+    let mut metric = None;
+    let mut limit = usize::MAX;
+    for (key, value) in form_pairs(uri.query().unwrap_or("")) {
+        match key.as_str() {
+            "metric" => metric = Some(value),
+            "limit" => limit = value.parse().map_err(|_| PromError::bad_data(format!("invalid limit {value:?}")))?,
+            _ => {}
+        }
+    }
+    let store = app.metadata.read().map_err(|_| PromError::internal("metadata lock poisoned"))?;
+    let data: std::collections::BTreeMap<&String, Vec<&hubmon_ingest::exposition::Metadata>> = store
+        .iter()
+        .filter(|(name, _)| metric.as_ref().is_none_or(|m| m == *name))
+        .take(limit)
+        .map(|(name, meta)| (name, vec![meta]))
+        .collect();
+    Ok(success(data))
+}
