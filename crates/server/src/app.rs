@@ -120,6 +120,9 @@ async fn serve(
     tasks.spawn(purge_sessions(state.clone(), shutdown.clone()));
     tasks.spawn(maintain_metrics(state.clone(), shutdown.clone()));
     spawn_scrapers(&state, &tasks, &shutdown);
+    if state.config.host.enabled {
+        tasks.spawn(collect_host(state.clone(), shutdown.clone()));
+    }
 
     let app = crate::http::router(state.clone(), routes);
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -137,6 +140,55 @@ async fn serve(
     drop(data_dir);
     tracing::info!("hubmon stopped");
     served.context("HTTP server failed")
+}
+
+/// Collects host (and GPU) metrics every `host.interval` into the metrics store.
+async fn collect_host(state: AppState, shutdown: CancellationToken) {
+    use hubmon_ingest::host::{GpuCollector, HostCollector};
+    let config = state.config.host.clone();
+    let gpu = if config.gpu { tokio::task::spawn_blocking(GpuCollector::load).await.ok().flatten() } else { None };
+    if let Some(gpu) = &gpu {
+        tracing::info!(gpus = gpu.gpu_count(), "collecting NVIDIA GPU metrics");
+    }
+    let collectors = Arc::new(parking_lot::Mutex::new((HostCollector::new(config.clone()), gpu)));
+    // The labels Prometheus would add scraping node_exporter on this host, so the same
+    // queries and dashboards select hubmon's host series.
+    let hostname =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let instance = if hostname.is_empty() { "localhost".to_string() } else { hostname };
+    let mut every = tokio::time::interval(config.interval.as_duration());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let collectors = collectors.clone();
+        let metrics = state.metrics.clone();
+        let instance = instance.clone();
+        let collected = tokio::task::spawn_blocking(move || {
+            let now = hubmon_model::Timestamp::now().as_millis();
+            let mut guard = collectors.lock();
+            let (host, gpu) = &mut *guard;
+            let mut batch = host.collect(now);
+            if let Some(gpu) = gpu {
+                batch.extend(gpu.collect(now));
+            }
+            for series in &mut batch {
+                series.labels = series.labels.with("job", "node").with("instance", &instance);
+            }
+            hubmon_model::Appender::append(metrics.as_ref(), batch)
+        })
+        .await;
+        match collected {
+            Ok(Ok(report)) if report.rejected > 0 => {
+                tracing::warn!(rejected = report.rejected, example = ?report.rejections.first(), "host samples refused");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not store host metrics"),
+            Err(error) => tracing::warn!(%error, "host collection task failed"),
+        }
+    }
 }
 
 /// One task per scrape target, all writing into the metrics store.

@@ -31,6 +31,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The built-in metrics store.
     pub metrics: hubmon_tsdb::Config,
+    /// The host (and GPU) collector.
+    pub host: hubmon_ingest::host::HostConfig,
     /// Prometheus-style targets to scrape (`[[scrape]]` tables).
     pub scrape: Vec<hubmon_ingest::scrape::ScrapeConfig>,
 }
@@ -91,6 +93,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             metrics: hubmon_tsdb::Config::default(),
+            host: hubmon_ingest::host::HostConfig::default(),
             scrape: Vec::new(),
         }
     }
@@ -262,6 +265,9 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Config, ConfigError> {
 impl Config {
     /// Checks what the types alone cannot.
     pub fn validate(&self) -> Result<(), String> {
+        if self.host.interval.as_duration() < std::time::Duration::from_secs(1) {
+            return Err("host.interval must be at least 1s".into());
+        }
         let mut jobs = std::collections::BTreeSet::new();
         for job in &self.scrape {
             job.validate()?;

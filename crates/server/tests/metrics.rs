@@ -176,3 +176,34 @@ async fn json_push_stores_good_metrics_and_names_bad_ones() {
     assert_eq!(names["data"], json!(["backup_duration_seconds", "queue_depth"]));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn host_metrics_are_collected_into_the_store_by_default() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.host.enabled = true;
+        config.host.interval = hubmon_model::PromDuration::from_secs(1);
+    })
+    .await;
+    let viewer = server.token_for_role("viewer").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut names = Value::Null;
+    while std::time::Instant::now() < deadline {
+        names = get(&server, &viewer, "/api/v1/label/__name__/values").await.1;
+        if names["data"].as_array().is_some_and(|n| n.iter().any(|v| v == "hubmon_memory_usage_percent")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for expected in [
+        "node_cpu_seconds_total",
+        "node_memory_MemAvailable_bytes",
+        "node_load1",
+        "hubmon_cpu_usage_percent",
+        "hubmon_disk_usage_percent",
+    ] {
+        assert!(names["data"].as_array().unwrap().iter().any(|v| v == expected), "{expected} missing: {names}");
+    }
+    let (_, jobs) = get(&server, &viewer, "/api/v1/label/job/values?match[]=node_load1").await;
+    assert_eq!(jobs["data"], json!(["node"]));
+    server.stop().await;
+}

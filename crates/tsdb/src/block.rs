@@ -70,54 +70,36 @@ impl Block {
         max_time: i64,
         level: u32,
     ) -> Result<Block, Error> {
-        let name = format!("{min_time:016x}-{max_time:016x}-{level}");
-        let final_dir = root.join(&name);
-        let temp_dir = root.join(format!(".tmp-{name}"));
-        let _ = std::fs::remove_dir_all(&temp_dir);
-        std::fs::create_dir_all(&temp_dir).map_err(|e| Error::io(&temp_dir, e))?;
-
         let mut series = series;
         series.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut data = Vec::new();
-        data.extend_from_slice(MAGIC);
-        let mut index = Vec::new();
-        let mut samples_total = 0u64;
-        index.extend_from_slice(&(series.len() as u64).to_le_bytes());
+        let mut writer = BlockWriter::new(root, min_time, max_time, level)?;
         for (labels, samples) in &series {
-            samples_total += samples.len() as u64;
-            put_labels(&mut index, labels);
-            let chunks: Vec<&[Sample]> = samples.chunks(SAMPLES_PER_BLOCK_CHUNK).collect();
-            index.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
-            for chunk in chunks {
-                let bytes = chunk::encode_best(chunk);
-                let (first, last) = (chunk[0].timestamp, chunk[chunk.len() - 1].timestamp);
-                index.extend_from_slice(&first.to_le_bytes());
-                index.extend_from_slice(&last.to_le_bytes());
-                index.extend_from_slice(&(data.len() as u64).to_le_bytes());
-                index.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-                data.extend_from_slice(&bytes);
+            writer.add(labels, samples)?;
+        }
+        writer.finish()
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn labels_at(&self, index: usize) -> Option<&Labels> {
+        self.series.get(index).map(|s| &s.labels)
+    }
+
+    /// Every sample of the series at `index` (for compaction).
+    pub fn samples_at(&self, index: usize) -> Result<Vec<Sample>, Error> {
+        let mut samples = Vec::new();
+        let mut buffer = Vec::new();
+        if let Some(series) = self.series.get(index) {
+            for chunk in &series.chunks {
+                buffer.resize(chunk.len as usize, 0);
+                self.file.read_exact_at(&mut buffer, chunk.offset).map_err(|e| Error::io(&self.dir, e))?;
+                chunk::decode_into(&buffer, &mut samples)
+                    .map_err(|e| Error::Corrupt(format!("{}: {e}", self.dir.display())))?;
             }
         }
-        let index_offset = data.len() as u64;
-        data.extend_from_slice(&index);
-        data.extend_from_slice(&index_offset.to_le_bytes());
-        data.extend_from_slice(MAGIC);
-
-        let meta = BlockMeta {
-            min_time,
-            max_time,
-            series: series.len() as u64,
-            samples: samples_total,
-            level,
-            crc32: crc32fast::hash(&data),
-        };
-        write_synced(&temp_dir.join(DATA_FILE), &data)?;
-        let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Corrupt(e.to_string()))?;
-        write_synced(&temp_dir.join(META_FILE), &meta_json)?;
-        let _ = std::fs::remove_dir_all(&final_dir);
-        std::fs::rename(&temp_dir, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
-        File::open(root).and_then(|dir| dir.sync_all()).map_err(|e| Error::io(root, e))?;
-        Block::open(&final_dir)
+        Ok(samples)
     }
 
     /// Opens a block directory, checking its checksum and reading its index.
@@ -211,6 +193,135 @@ impl Block {
     pub fn read_all(&self) -> Result<Vec<(Labels, Vec<Sample>)>, Error> {
         Ok(self.select(&[], i64::MIN, i64::MAX)?.into_iter().map(|s| (s.labels, s.samples)).collect())
     }
+}
+
+/// Writes a block series by series, in label order, without holding its samples in memory.
+pub struct BlockWriter {
+    root: PathBuf,
+    name: String,
+    temp_dir: PathBuf,
+    data: std::io::BufWriter<File>,
+    data_path: PathBuf,
+    written: u64,
+    crc: crc32fast::Hasher,
+    index: Vec<u8>,
+    series: u64,
+    samples: u64,
+    min_time: i64,
+    max_time: i64,
+    level: u32,
+    last: Option<Labels>,
+}
+
+impl BlockWriter {
+    pub fn new(root: &Path, min_time: i64, max_time: i64, level: u32) -> Result<Self, Error> {
+        let name = format!("{min_time:016x}-{max_time:016x}-{level}");
+        let temp_dir = root.join(format!(".tmp-{name}"));
+        let _ = std::fs::remove_dir_all(&temp_dir);
+        std::fs::create_dir_all(&temp_dir).map_err(|e| Error::io(&temp_dir, e))?;
+        let data_path = temp_dir.join(DATA_FILE);
+        let file = File::create(&data_path).map_err(|e| Error::io(&data_path, e))?;
+        let mut writer = Self {
+            root: root.to_path_buf(),
+            name,
+            temp_dir,
+            data: std::io::BufWriter::with_capacity(1 << 20, file),
+            data_path,
+            written: 0,
+            crc: crc32fast::Hasher::new(),
+            index: Vec::new(),
+            series: 0,
+            samples: 0,
+            min_time,
+            max_time,
+            level,
+            last: None,
+        };
+        writer.put(MAGIC)?;
+        Ok(writer)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.crc.update(bytes);
+        self.written += bytes.len() as u64;
+        self.data.write_all(bytes).map_err(|e| Error::io(&self.data_path, e))
+    }
+
+    /// Adds one series; series must come in label order, samples in time order.
+    pub fn add(&mut self, labels: &Labels, samples: &[Sample]) -> Result<(), Error> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        if self.last.as_ref().is_some_and(|last| last >= labels) {
+            return Err(Error::Corrupt(format!("block series out of order at {labels}")));
+        }
+        self.last = Some(labels.clone());
+        self.series += 1;
+        self.samples += samples.len() as u64;
+        put_labels(&mut self.index, labels);
+        let chunks: Vec<&[Sample]> = samples.chunks(SAMPLES_PER_BLOCK_CHUNK).collect();
+        self.index.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
+        for chunk in chunks {
+            let bytes = chunk::encode_best(chunk);
+            let (first, last) = (chunk[0].timestamp, chunk[chunk.len() - 1].timestamp);
+            self.index.extend_from_slice(&first.to_le_bytes());
+            self.index.extend_from_slice(&last.to_le_bytes());
+            self.index.extend_from_slice(&self.written.to_le_bytes());
+            self.index.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            self.put(&bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the index, syncs, and moves the block into place.
+    pub fn finish(mut self) -> Result<Block, Error> {
+        let index_offset = self.written;
+        let index = std::mem::take(&mut self.index);
+        self.put(&self.series.to_le_bytes())?;
+        self.put(&index)?;
+        self.put(&index_offset.to_le_bytes())?;
+        self.put(MAGIC)?;
+        let file = self.data.into_inner().map_err(|e| Error::io(&self.data_path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.data_path, e))?;
+        let meta = BlockMeta {
+            min_time: self.min_time,
+            max_time: self.max_time,
+            series: self.series,
+            samples: self.samples,
+            level: self.level,
+            crc32: self.crc.finalize(),
+        };
+        let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Corrupt(e.to_string()))?;
+        write_synced(&self.temp_dir.join(META_FILE), &meta_json)?;
+        let final_dir = self.root.join(&self.name);
+        let _ = std::fs::remove_dir_all(&final_dir);
+        std::fs::rename(&self.temp_dir, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+        File::open(&self.root).and_then(|dir| dir.sync_all()).map_err(|e| Error::io(&self.root, e))?;
+        Block::open(&final_dir)
+    }
+}
+
+/// Merges blocks into one at `level`, series by series in label order; samples of a series
+/// that appear in more than one block are merged by timestamp.
+pub fn compact(root: &Path, blocks: &[&Block], level: u32) -> Result<Block, Error> {
+    let min_time = blocks.iter().map(|b| b.meta.min_time).min().unwrap_or(0);
+    let max_time = blocks.iter().map(|b| b.meta.max_time).max().unwrap_or(0);
+    let mut writer = BlockWriter::new(root, min_time, max_time, level)?;
+    let mut cursors = vec![0usize; blocks.len()];
+    loop {
+        let smallest =
+            blocks.iter().zip(&cursors).filter_map(|(block, cursor)| block.labels_at(*cursor)).min().cloned();
+        let Some(labels) = smallest else { break };
+        let mut samples = Vec::new();
+        for (block, cursor) in blocks.iter().zip(cursors.iter_mut()) {
+            if block.labels_at(*cursor) == Some(&labels) {
+                samples = crate::head::merge(samples, block.samples_at(*cursor)?);
+                *cursor += 1;
+            }
+        }
+        writer.add(&labels, &samples)?;
+    }
+    writer.finish()
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {

@@ -138,6 +138,23 @@ impl Tsdb {
             }
         }
         blocks.sort_by_key(|b| b.meta.min_time);
+        // A crash between writing a compacted block and deleting its sources leaves both.
+        let covered: Vec<Arc<Block>> = blocks
+            .iter()
+            .filter(|b| {
+                blocks.iter().any(|other| {
+                    other.meta.level > b.meta.level
+                        && other.meta.min_time <= b.meta.min_time
+                        && other.meta.max_time >= b.meta.max_time
+                })
+            })
+            .cloned()
+            .collect();
+        for block in &covered {
+            tracing::info!(block = %block.dir.display(), "removing a block already compacted into a larger one");
+            let _ = std::fs::remove_dir_all(&block.dir);
+        }
+        blocks.retain(|b| !covered.iter().any(|c| Arc::ptr_eq(b, c)));
         let persisted_until = blocks.iter().map(|b| b.meta.max_time).max().unwrap_or(i64::MIN);
 
         let sync = config.wal_sync_interval.as_duration();
@@ -233,6 +250,7 @@ impl Tsdb {
             };
             self.cut(start, end)?;
         }
+        self.compact()?;
         self.apply_retention(now)?;
         let mut wal = self.wal.lock();
         if wal.wants_rotation() {
@@ -266,6 +284,53 @@ impl Tsdb {
         let mut wal = self.wal.lock();
         wal.rotate(&live)?;
         wal.remove_segments_before(end)
+    }
+
+    /// Merges complete windows of adjacent blocks into larger ones (3, 9, 27 block spans, up
+    /// to a tenth of the retention, as Prometheus does), so old data costs less index and
+    /// fewer files.
+    fn compact(&self) -> Result<(), Error> {
+        let span = ms(self.config.block_span).max(1);
+        let max_range = (ms(self.config.retention) / 10).max(span * 3);
+        let mut range = span * 3;
+        while range <= max_range {
+            loop {
+                let blocks = self.blocks.read().clone();
+                let newest = blocks.iter().map(|b| b.meta.max_time).max().unwrap_or(i64::MIN);
+                let mut windows: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+                for block in &blocks {
+                    let window = block.meta.min_time.div_euclid(range) * range;
+                    if block.meta.max_time <= window + range {
+                        windows.entry(window).or_default().push(block.clone());
+                    }
+                }
+                // Only windows that are complete (newer data exists past them) and hold more
+                // than one block.
+                let candidate = windows.into_iter().find(|(start, group)| *start + range <= newest && group.len() > 1);
+                let Some((_, group)) = candidate else { break };
+                let level = group.iter().map(|b| b.meta.level).max().unwrap_or(1) + 1;
+                let sources: Vec<&Block> = group.iter().map(Arc::as_ref).collect();
+                let merged = Arc::new(block::compact(&self.blocks_dir, &sources, level)?);
+                tracing::info!(
+                    blocks = group.len(),
+                    min_time = merged.meta.min_time,
+                    max_time = merged.meta.max_time,
+                    level,
+                    "blocks compacted"
+                );
+                {
+                    let mut current = self.blocks.write();
+                    current.retain(|b| !group.iter().any(|g| Arc::ptr_eq(b, g)));
+                    current.push(merged);
+                    current.sort_by_key(|b| b.meta.min_time);
+                }
+                for old in &group {
+                    std::fs::remove_dir_all(&old.dir).map_err(|e| Error::io(&old.dir, e))?;
+                }
+            }
+            range *= 3;
+        }
+        Ok(())
     }
 
     fn apply_retention(&self, now: i64) -> Result<(), Error> {

@@ -194,3 +194,39 @@ fn steady_series_compress_well_in_blocks() {
     let per_sample = stats.block_bytes as f64 / stats.block_samples as f64;
     assert!(per_sample < 0.6, "{per_sample:.3} bytes per sample: {stats:?}");
 }
+
+#[test]
+fn adjacent_blocks_are_compacted_without_losing_a_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let hour = 3_600_000;
+    let start = (now_ms() - 30 * hour).div_euclid(6 * hour) * 6 * hour;
+    let labels = series("counter", "a");
+    let other = series("gauge", "b");
+    let total = 20 * 360; // twenty hours at 10 s
+    let db = open(dir.path());
+    for i in 0..total {
+        let mut batch_ = vec![batch(&labels, &[(start + i * 10_000, i as f64)])];
+        if i % 2 == 0 {
+            batch_.push(batch(&other, &[(start + i * 10_000, 0.5)]));
+        }
+        db.append(batch_).unwrap();
+        if i % 720 == 719 {
+            db.maintain_at(now_ms()).unwrap();
+        }
+    }
+    db.maintain_at(now_ms()).unwrap();
+    let levels: Vec<u32> = db.blocks.read().iter().map(|b| b.meta.level).collect();
+    assert!(levels.iter().any(|l| *l >= 2), "some blocks were compacted: {levels:?}");
+    let stats = db.stats();
+    assert_eq!(stats.block_samples + stats.head_samples, (total + total / 2) as u64, "{stats:?}");
+    let found = select_all(&db, &[Matcher::equal("__name__", "counter")]);
+    assert_eq!(found[0].samples.len(), total as usize);
+    assert!(found[0].samples.windows(2).all(|w| w[1].timestamp - w[0].timestamp == 10_000));
+    drop(db);
+    let reopened = open(dir.path());
+    assert_eq!(select_all(&reopened, &[Matcher::equal("__name__", "gauge")])[0].samples.len(), (total / 2) as usize);
+    let blocks = reopened.blocks.read();
+    for pair in blocks.windows(2) {
+        assert!(pair[0].meta.max_time <= pair[1].meta.min_time, "blocks never overlap");
+    }
+}

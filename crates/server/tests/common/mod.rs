@@ -36,6 +36,8 @@ impl TestServer {
         let mut config = hubmon::config::load(None, &BTreeMap::new(), &Overrides::default()).unwrap();
         config.listen = ListenAddr("127.0.0.1:0".into());
         config.data_dir = dir.path().to_path_buf();
+        // Host metrics would mix into what tests count; the tests that want them turn them on.
+        config.host.enabled = false;
         let database = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
