@@ -5,10 +5,12 @@
 //!   convenience gauges; NVIDIA GPUs through NVML when present.
 //! - [`remote_write`]: the Prometheus remote_write receiver's decoding.
 //! - [`push`]: the JSON push format for scripts.
+//! - [`requests`]: HTTP request events into request-rate, latency and active-key metrics.
 //! - [`exposition`] and [`scrape`]: scraping Prometheus text/OpenMetrics targets.
 
 pub mod exposition;
 pub mod host;
 pub mod push;
 pub mod remote_write;
+pub mod requests;
 pub mod scrape;

@@ -33,6 +33,8 @@ pub struct Services {
     pub telemetry: Telemetry,
     /// The metrics store, through which every sample is written and read.
     pub metrics: Arc<hubmon_tsdb::Tsdb>,
+    /// hubmon's own API traffic, written into the metrics store as `service="hubmon"`.
+    pub requests: Arc<hubmon_ingest::requests::RequestRecorder>,
     /// `# TYPE`/`# HELP` of scraped metric families, for `/api/v1/metadata`.
     pub metadata: hubmon_ingest::scrape::MetadataStore,
     pub routes: RouteTable,
@@ -99,6 +101,7 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
         telemetry: Telemetry::new(),
         metrics,
         metadata: Default::default(),
+        requests: Default::default(),
         routes: route_table,
         openapi_json,
     }));
@@ -120,6 +123,7 @@ async fn serve(
     tasks.spawn(purge_sessions(state.clone(), shutdown.clone()));
     tasks.spawn(maintain_metrics(state.clone(), shutdown.clone()));
     spawn_scrapers(&state, &tasks, &shutdown);
+    tasks.spawn(record_own_requests(state.clone(), shutdown.clone()));
     if state.config.host.enabled {
         tasks.spawn(collect_host(state.clone(), shutdown.clone()));
     }
@@ -187,6 +191,29 @@ async fn collect_host(state: AppState, shutdown: CancellationToken) {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::warn!(%error, "could not store host metrics"),
             Err(error) => tracing::warn!(%error, "host collection task failed"),
+        }
+    }
+}
+
+/// Writes hubmon's own request metrics into its metrics store (self-monitoring).
+async fn record_own_requests(state: AppState, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(state.config.http.record_interval.as_duration());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = every.tick() => false,
+        };
+        let snapshot = state.requests.snapshot(hubmon_model::Timestamp::now().as_millis());
+        let metrics = state.metrics.clone();
+        if !snapshot.is_empty()
+            && let Ok(Err(error)) =
+                tokio::task::spawn_blocking(move || hubmon_model::Appender::append(metrics.as_ref(), snapshot)).await
+        {
+            tracing::warn!(%error, "could not store hubmon's own request metrics");
+        }
+        if stopping {
+            return;
         }
     }
 }

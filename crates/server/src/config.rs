@@ -70,6 +70,8 @@ pub struct HttpConfig {
     pub max_body_bytes: u64,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// How often hubmon's own request metrics are written into its metrics store.
+    pub record_interval: PromDuration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,7 +115,11 @@ impl Default for StateConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 8 * 1024 * 1024, trust_forwarded_for: false }
+        Self {
+            max_body_bytes: 8 * 1024 * 1024,
+            trust_forwarded_for: false,
+            record_interval: PromDuration::from_secs(10),
+        }
     }
 }
 
@@ -265,6 +271,9 @@ pub fn parse_file(path: &Path, text: &str) -> Result<Config, ConfigError> {
 impl Config {
     /// Checks what the types alone cannot.
     pub fn validate(&self) -> Result<(), String> {
+        if self.http.record_interval.as_duration() < std::time::Duration::from_secs(1) {
+            return Err("http.record_interval must be at least 1s".into());
+        }
         if self.host.interval.as_duration() < std::time::Duration::from_secs(1) {
             return Err("host.interval must be at least 1s".into());
         }

@@ -207,3 +207,41 @@ async fn host_metrics_are_collected_into_the_store_by_default() {
     assert_eq!(jobs["data"], json!(["node"]));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn hubmons_own_requests_become_api_metrics_in_its_store() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.http.record_interval = hubmon_model::PromDuration::from_secs(1);
+    })
+    .await;
+    let viewer = server.token_for_role("viewer").await;
+    for _ in 0..3 {
+        get(&server, &viewer, "/api/v1/users/1").await; // 403: counted with its status
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, found) = get(
+            &server,
+            &viewer,
+            "/api/v1/series?match[]=http_requests_total{service=\"hubmon\",route=\"/api/v1/users/{id}\"}",
+        )
+        .await;
+        if found["data"].as_array().is_some_and(|a| !a.is_empty()) {
+            assert_eq!(found["data"][0]["status"], "403");
+            assert_eq!(found["data"][0]["method"], "GET");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no http_requests_total for hubmon's own route: {found}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, buckets) = get(
+        &server,
+        &viewer,
+        "/api/v1/label/le/values?match[]=http_request_duration_seconds_bucket{service=\"hubmon\"}",
+    )
+    .await;
+    assert!(buckets["data"].as_array().unwrap().iter().any(|v| v == "+Inf"), "{buckets}");
+    let (_, keys) = get(&server, &viewer, "/api/v1/series?match[]=hubmon_api_active_keys{service=\"hubmon\"}").await;
+    assert_eq!(keys["data"].as_array().unwrap().len(), 1, "{keys}");
+    server.stop().await;
+}

@@ -121,9 +121,19 @@ pub async fn authorize(State(app): State<AppState>, mut request: Request, next: 
             .into_response();
         }
     }
+    let caller = CallerKey(match &principal {
+        Principal::User { id, .. } => format!("user:{id}"),
+        Principal::Token { id, .. } => format!("token:{id}"),
+    });
     request.extensions_mut().insert(principal);
-    next.run(request).await
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(caller);
+    response
 }
+
+/// Who made a request, for counting active API keys; set on the response by `authorize`.
+#[derive(Clone)]
+pub struct CallerKey(pub String);
 
 fn required_roles(access: Access) -> &'static str {
     match access {
@@ -221,6 +231,15 @@ pub async fn observe(State(app): State<AppState>, request: Request, next: Next) 
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     app.telemetry.observe_request(method.as_str(), &route, status, elapsed);
+    app.requests.record([hubmon_ingest::requests::RequestEvent {
+        service: "hubmon".to_string(),
+        route: route.clone(),
+        method: method.to_string(),
+        status,
+        duration: elapsed,
+        api_key: response.extensions().get::<CallerKey>().map(|c| c.0.clone()),
+        at: Timestamp::now().as_millis(),
+    }]);
     let ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::warn!(%method, %route, status, ms, request_id, "request failed");
