@@ -221,25 +221,12 @@ impl Head {
             if let Some(first) = series.closed.first_mut()
                 && first.min_time < boundary
             {
-                let kept: Vec<Sample> = chunk::decode(&first.bytes)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|s| s.timestamp >= boundary)
-                    .collect();
-                let mut encoder = ChunkEncoder::new();
-                kept.iter().for_each(|s| encoder.push(*s));
+                let encoder = reencode_from(&first.bytes, boundary);
                 *first =
                     ClosedChunk { min_time: encoder.min_time(), max_time: encoder.max_time(), bytes: encoder.encode() };
             }
             if !series.open.is_empty() && series.open.min_time() < boundary {
-                let kept: Vec<Sample> = chunk::decode(&series.open.encode())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|s| s.timestamp >= boundary)
-                    .collect();
-                let mut encoder = ChunkEncoder::new();
-                kept.iter().for_each(|s| encoder.push(*s));
-                series.open = encoder;
+                series.open = reencode_from(&series.open.encode(), boundary);
             }
             series.out_of_order.retain(|s| s.timestamp >= boundary);
             let count: u64 = series.closed.iter().map(|c| chunk_len(&c.bytes)).sum::<u64>()
@@ -294,6 +281,15 @@ impl Head {
             .map(|s| s.closed.iter().map(|c| c.bytes.len()).sum::<usize>() + s.open.size() + s.out_of_order.len() * 16)
             .sum()
     }
+}
+
+/// A chunk holding only the samples of `bytes` at or after `boundary`.
+fn reencode_from(bytes: &[u8], boundary: i64) -> ChunkEncoder {
+    let mut encoder = ChunkEncoder::new();
+    for sample in chunk::decode(bytes).unwrap_or_default().into_iter().filter(|s| s.timestamp >= boundary) {
+        encoder.push(sample);
+    }
+    encoder
 }
 
 fn chunk_len(bytes: &[u8]) -> u64 {
