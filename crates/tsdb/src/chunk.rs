@@ -282,8 +282,17 @@ const INTEGER_FLAG: u16 = 0x8000;
 /// Largest integer magnitude every f64 holds exactly.
 const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
-fn is_exact_integer(value: f64) -> bool {
-    value.fract() == 0.0 && value.abs() <= MAX_EXACT_INTEGER && !(value == 0.0 && value.is_sign_negative())
+/// Scales tried for decimal values: gauges such as `12.5` or `0.25` are integers at 10^1 or
+/// 10^2, and encode as such.
+const POWERS_OF_TEN: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+/// `value × 10^scale` as an integer, if dividing that integer by 10^scale gives back exactly
+/// `value` (bit for bit, so decoding is lossless).
+fn decimal_scaled(value: f64, scale: usize) -> Option<i64> {
+    let power = POWERS_OF_TEN[scale];
+    let scaled = (value * power).round();
+    let exact = scaled.abs() <= MAX_EXACT_INTEGER && (scaled / power).to_bits() == value.to_bits();
+    exact.then_some(scaled as i64)
 }
 
 /// Encodes samples for a block: counters and other integer-valued series (most of what
@@ -293,17 +302,66 @@ pub fn encode_best(samples: &[Sample]) -> Vec<u8> {
     let mut xor = ChunkEncoder::new();
     samples.iter().for_each(|s| xor.push(*s));
     let xor = xor.encode();
-    if samples.is_empty()
-        || samples.len() >= usize::from(INTEGER_FLAG)
-        || !samples.iter().all(|s| is_exact_integer(s.value))
-    {
+    if samples.is_empty() || samples.len() >= usize::from(INTEGER_FLAG) {
         return xor;
     }
+    let Some(scale) = (0..POWERS_OF_TEN.len()).find(|&k| samples.iter().all(|s| decimal_scaled(s.value, k).is_some()))
+    else {
+        return xor;
+    };
+    let by_delta = encode_integers(samples, scale, false);
+    let by_delta_of_delta = encode_integers(samples, scale, true);
+    [by_delta, by_delta_of_delta, xor].into_iter().min_by_key(Vec::len).unwrap_or_default()
+}
+
+/// Value buckets: (prefix bits, prefix length, value bits). Smaller than the timestamp
+/// buckets, since a gauge's step is usually a few units of its last decimal.
+const VALUE_BUCKETS: [(u64, u8, u8); 4] = [(0b10, 2, 4), (0b110, 3, 7), (0b1110, 4, 12), (0b11110, 5, 20)];
+
+impl BitWriter {
+    fn write_small(&mut self, value: i64) {
+        if value == 0 {
+            self.write_bit(false);
+            return;
+        }
+        for (prefix, prefix_len, bits) in VALUE_BUCKETS {
+            let limit = 1i64 << (bits - 1);
+            if (-limit + 1..=limit).contains(&value) {
+                self.write_bits(prefix, prefix_len);
+                self.write_bits((value as u64) & ((1u64 << bits) - 1), bits);
+                return;
+            }
+        }
+        self.write_bits(0b11111, 5);
+        self.write_bits(value as u64, 64);
+    }
+}
+
+fn read_small(reader: &mut BitReader<'_>) -> Option<i64> {
+    let mut prefix_len = 0;
+    while prefix_len < 5 && reader.read_bit()? {
+        prefix_len += 1;
+    }
+    let bits = match prefix_len {
+        0 => return Some(0),
+        1..=4 => VALUE_BUCKETS[prefix_len - 1].2,
+        _ => return Some(reader.read_bits(64)? as i64),
+    };
+    let raw = reader.read_bits(bits)?;
+    let shift = 64 - u32::from(bits);
+    Some(((raw << shift) as i64) >> shift)
+}
+
+/// The integer encoding: timestamps by delta-of-delta; values scaled by 10^`scale` and
+/// written as deltas (gauges) or deltas of deltas (counters at a steady rate).
+fn encode_integers(samples: &[Sample], scale: usize, values_by_dod: bool) -> Vec<u8> {
     let mut bits = BitWriter::default();
+    bits.write_bits(scale as u64, 4);
+    bits.write_bit(values_by_dod);
     let (mut last_time, mut last_time_delta) = (0i64, 0i64);
     let (mut last_value, mut last_value_delta) = (0i64, 0i64);
     for (index, sample) in samples.iter().enumerate() {
-        let value = sample.value as i64;
+        let value = decimal_scaled(sample.value, scale).unwrap_or_default();
         match index {
             0 => {
                 bits.write_varint(sample.timestamp);
@@ -319,7 +377,11 @@ pub fn encode_best(samples: &[Sample]) -> Vec<u8> {
                 let time_delta = sample.timestamp.wrapping_sub(last_time);
                 let value_delta = value.wrapping_sub(last_value);
                 bits.write_delta_of_delta(time_delta.wrapping_sub(last_time_delta));
-                bits.write_delta_of_delta(value_delta.wrapping_sub(last_value_delta));
+                if values_by_dod {
+                    bits.write_small(value_delta.wrapping_sub(last_value_delta));
+                } else {
+                    bits.write_small(value_delta);
+                }
                 last_time_delta = time_delta;
                 last_value_delta = value_delta;
             }
@@ -327,14 +389,17 @@ pub fn encode_best(samples: &[Sample]) -> Vec<u8> {
         last_time = sample.timestamp;
         last_value = value;
     }
-    let mut integers = Vec::with_capacity(2 + bits.bytes.len());
-    integers.extend_from_slice(&(samples.len() as u16 | INTEGER_FLAG).to_be_bytes());
-    integers.extend_from_slice(&bits.bytes);
-    if integers.len() < xor.len() { integers } else { xor }
+    let mut out = Vec::with_capacity(2 + bits.bytes.len());
+    out.extend_from_slice(&(samples.len() as u16 | INTEGER_FLAG).to_be_bytes());
+    out.extend_from_slice(&bits.bytes);
+    out
 }
 
 fn decode_integers(reader: &mut BitReader<'_>, count: u16, out: &mut Vec<Sample>) -> Result<(), CorruptChunk> {
     let truncated = CorruptChunk("truncated");
+    let scale = reader.read_bits(4).ok_or(truncated.clone())? as usize;
+    let power = *POWERS_OF_TEN.get(scale).ok_or(CorruptChunk("bad decimal scale"))?;
+    let values_by_dod = reader.read_bit().ok_or(truncated.clone())?;
     let (mut time, mut time_delta, mut value, mut value_delta) = (0i64, 0i64, 0i64, 0i64);
     out.reserve(usize::from(count));
     for index in 0..count {
@@ -351,12 +416,13 @@ fn decode_integers(reader: &mut BitReader<'_>, count: u16, out: &mut Vec<Sample>
             }
             _ => {
                 time_delta = time_delta.wrapping_add(read_delta_of_delta(reader).ok_or(truncated.clone())?);
-                value_delta = value_delta.wrapping_add(read_delta_of_delta(reader).ok_or(truncated.clone())?);
+                let step = read_small(reader).ok_or(truncated.clone())?;
+                value_delta = if values_by_dod { value_delta.wrapping_add(step) } else { step };
                 time = time.wrapping_add(time_delta);
                 value = value.wrapping_add(value_delta);
             }
         }
-        out.push(Sample { timestamp: time, value: value as f64 });
+        out.push(Sample { timestamp: time, value: value as f64 / power });
     }
     Ok(())
 }
@@ -442,7 +508,35 @@ mod tests {
         assert!(same(&decode(&encode_best(&fractional)).unwrap(), &fractional));
     }
 
+    #[test]
+    fn decimal_gauges_are_stored_as_scaled_integers_losslessly() {
+        // A CPU-percent-like gauge with two decimals.
+        let samples: Vec<Sample> =
+            (0..120).map(|i| Sample::new(1_700_000_000_000 + i * 10_000, 50.0 + ((i * 7) % 13) as f64 / 100.0)).collect();
+        let bytes = encode_best(&samples);
+        assert_eq!(bytes[0] & 0x80, 0x80, "integer encoding chosen");
+        assert!(bytes.len() < 150, "{} bytes for 120 samples", bytes.len());
+        assert!(same(&decode(&bytes).unwrap(), &samples));
+        let mixed = [12.34, 12.35, 0.1, 99.99, -3.5, 0.0, 1e-9, 100.0];
+        let mixed: Vec<Sample> = mixed.iter().enumerate().map(|(i, v)| Sample::new(i as i64, *v)).collect();
+        assert!(same(&decode(&encode_best(&mixed)).unwrap(), &mixed));
+        let awkward = vec![Sample::new(0, 0.1 + 0.2), Sample::new(1, -0.0), Sample::new(2, 1.0 / 3.0)];
+        assert!(same(&decode(&encode_best(&awkward)).unwrap(), &awkward));
+    }
+
     proptest! {
+        #[test]
+        fn best_encoding_round_trips_decimals(
+            steps in proptest::collection::vec((0i64..100_000, -1_000_000i64..1_000_000, 0usize..6), 1..SAMPLES_PER_CHUNK),
+        ) {
+            let mut time = 0;
+            let samples: Vec<Sample> = steps.iter().map(|(step, mantissa, scale)| {
+                time += step + 1;
+                Sample::new(time, *mantissa as f64 / POWERS_OF_TEN[*scale])
+            }).collect();
+            prop_assert!(same(&decode(&encode_best(&samples)).unwrap(), &samples));
+        }
+
         #[test]
         fn best_encoding_round_trips_integers(
             start in -1_000_000_000_000i64..4_000_000_000_000,
