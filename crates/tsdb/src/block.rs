@@ -5,7 +5,6 @@
 //! either the whole block or none. Only its index (labels and chunk positions) is kept in
 //! memory; chunk bytes are read from disk when a query needs them.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -16,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::chunk;
-use crate::head::select_ids;
+use crate::head::{Postings, select_ids};
 use crate::wal::{Cursor, put_labels};
 
 const MAGIC: &[u8; 4] = b"HMB1";
@@ -57,7 +56,7 @@ pub struct Block {
     pub meta: BlockMeta,
     file: File,
     series: Vec<BlockSeries>,
-    postings: HashMap<String, HashMap<String, Vec<u64>>>,
+    postings: Postings,
     pub size: u64,
 }
 
@@ -124,7 +123,7 @@ impl Block {
             Cursor { bytes: data.get(index_offset..footer).ok_or_else(|| corrupt("index offset"))?, position: 0 };
         let count = cursor.u64().ok_or_else(|| corrupt("index"))?;
         let mut series = Vec::with_capacity(count as usize);
-        let mut postings: HashMap<String, HashMap<String, Vec<u64>>> = HashMap::new();
+        let mut postings = Postings::default();
         for id in 0..count {
             let labels = cursor.labels().ok_or_else(|| corrupt("series labels"))?;
             let chunk_count = cursor.u32().ok_or_else(|| corrupt("chunk count"))?;

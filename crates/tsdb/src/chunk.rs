@@ -511,8 +511,9 @@ mod tests {
     #[test]
     fn decimal_gauges_are_stored_as_scaled_integers_losslessly() {
         // A CPU-percent-like gauge with two decimals.
-        let samples: Vec<Sample> =
-            (0..120).map(|i| Sample::new(1_700_000_000_000 + i * 10_000, 50.0 + ((i * 7) % 13) as f64 / 100.0)).collect();
+        let samples: Vec<Sample> = (0..120)
+            .map(|i| Sample::new(1_700_000_000_000 + i * 10_000, 50.0 + ((i * 7) % 13) as f64 / 100.0))
+            .collect();
         let bytes = encode_best(&samples);
         assert_eq!(bytes[0] & 0x80, 0x80, "integer encoding chosen");
         assert!(bytes.len() < 150, "{} bytes for 120 samples", bytes.len());

@@ -5,7 +5,14 @@
 //! Samples must arrive in time order per series, except within the out-of-order window,
 //! where they go to a small sorted side buffer merged on read and when cut into a block.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+/// Label sets and ids are hashed on every append; SipHash's DoS resistance is not needed for
+/// keys that only authenticated writers choose, and a fast hash is a measurable share of ingest.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Postings: label name → label value → sorted series ids.
+pub type Postings = HashMap<String, HashMap<String, Vec<u64>>>;
 
 use hubmon_model::{Labels, Matcher, Sample, Series};
 
@@ -51,7 +58,7 @@ impl SampleRejection {
 pub struct Head {
     ids: HashMap<Labels, u64>,
     series: HashMap<u64, MemSeries>,
-    postings: HashMap<String, HashMap<String, Vec<u64>>>,
+    postings: Postings,
     next_id: u64,
     /// Samples before this are persisted in blocks; the head refuses them.
     pub min_valid_time: i64,
@@ -328,7 +335,7 @@ pub fn merge(a: Vec<Sample>, b: Vec<Sample>) -> Vec<Sample> {
 /// Candidate ids from postings of matchers that cannot match an absent label, intersected;
 /// then every matcher checked against each candidate's labels.
 pub fn select_ids<'a>(
-    postings: &HashMap<String, HashMap<String, Vec<u64>>>,
+    postings: &Postings,
     all: impl Iterator<Item = u64>,
     matchers: &[Matcher],
     labels_of: impl Fn(u64) -> Option<&'a Labels>,
