@@ -122,6 +122,7 @@ async fn serve(
     let tasks = TaskTracker::new();
     tasks.spawn(purge_sessions(state.clone(), shutdown.clone()));
     tasks.spawn(maintain_metrics(state.clone(), shutdown.clone()));
+    tasks.spawn(sync_metrics_log(state.clone(), shutdown.clone()));
     spawn_scrapers(&state, &tasks, &shutdown);
     tasks.spawn(record_own_requests(state.clone(), shutdown.clone()));
     if state.config.host.enabled {
@@ -240,6 +241,27 @@ fn spawn_scrapers(state: &AppState, tasks: &TaskTracker, shutdown: &Cancellation
                 state.metadata.clone(),
                 shutdown.clone(),
             ));
+        }
+    }
+}
+
+/// Flushes the metrics write-ahead log to disk every `metrics.wal_sync_interval`, so an idle
+/// store does not keep unsynced writes (appends sync on their own when the interval passed).
+async fn sync_metrics_log(state: AppState, shutdown: CancellationToken) {
+    let interval = state.config.metrics.wal_sync_interval.as_duration();
+    if interval.is_zero() {
+        return; // every append syncs
+    }
+    let mut every = tokio::time::interval(interval);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let metrics = state.metrics.clone();
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || metrics.sync()).await {
+            tracing::error!(%error, "could not sync the metrics write-ahead log");
         }
     }
 }
