@@ -114,7 +114,14 @@ impl Wal {
             return Ok(());
         }
         let path = segment_path(&self.dir, self.current.index);
-        self.file.write_all(&self.buffer).map_err(|e| Error::io(&path, e))?;
+        if let Err(error) = self.file.write_all(&self.buffer) {
+            // A partial record (disk full) would end replay early and hide every later
+            // record; cut it off so the log stays a clean sequence.
+            if let Err(truncate) = self.file.set_len(self.size) {
+                tracing::error!(segment = %path.display(), %truncate, "could not cut a failed write from the log");
+            }
+            return Err(Error::io(&path, error));
+        }
         self.size += self.buffer.len() as u64;
         if self.last_sync.elapsed() >= self.sync_interval {
             self.file.sync_data().map_err(|e| Error::io(&path, e))?;
@@ -358,6 +365,21 @@ mod tests {
         // The torn bytes are gone, so later appends follow a clean record.
         let (_, again) = Wal::open(dir.path(), Duration::ZERO).unwrap();
         assert_eq!(again.len(), 2);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_partial_record_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), Duration::ZERO).unwrap();
+        wal.log(&[(1, labels("a"))], &[(1, Sample::new(10, 1.0))]).unwrap();
+        let good = wal.size;
+        // Simulate a write cut short by a full disk: garbage past the good length.
+        wal.file.write_all(&[1, 2, 3]).unwrap();
+        wal.file.set_len(good).unwrap();
+        wal.log(&[], &[(1, Sample::new(20, 2.0))]).unwrap();
+        drop(wal);
+        let (_, records) = Wal::open(dir.path(), Duration::ZERO).unwrap();
+        assert_eq!(records.len(), 3);
     }
 
     #[test]

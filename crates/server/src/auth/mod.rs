@@ -209,8 +209,11 @@ impl Auth {
             return Err(Error::TokenExpired(expires_at));
         }
         // last_used_at is for people auditing tokens; minute precision spares a write per call.
-        if token.last_used_at.is_none_or(|at| now.0 - at.0 > 60_000) {
-            self.store.touch_token(token.id, now).await?;
+        // A failed bookkeeping write (disk full, read-only replica) must not refuse the caller.
+        if token.last_used_at.is_none_or(|at| now.0 - at.0 > 60_000)
+            && let Err(error) = self.store.touch_token(token.id, now).await
+        {
+            tracing::warn!(%error, token = token.id, "could not record the token's last use");
         }
         Ok(Principal::Token { id: token.id, name: token.name, role: token.role })
     }
