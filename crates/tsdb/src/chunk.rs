@@ -33,9 +33,22 @@ impl BitWriter {
         self.used = (self.used + 1) % 8;
     }
 
+    /// Writes the low `count` bits of `value`, most significant first, a byte at a time.
     fn write_bits(&mut self, value: u64, count: u8) {
-        for shift in (0..count).rev() {
-            self.write_bit((value >> shift) & 1 == 1);
+        let mut remaining = count;
+        while remaining > 0 {
+            if self.used == 0 {
+                self.bytes.push(0);
+            }
+            let free = 8 - self.used;
+            let take = free.min(remaining);
+            let shift = remaining - take;
+            let chunk = ((value >> shift) & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= chunk << (free - take);
+            }
+            self.used = (self.used + take) % 8;
+            remaining -= take;
         }
     }
 
@@ -83,10 +96,19 @@ impl<'a> BitReader<'a> {
         Some(bit)
     }
 
+    /// Reads `count` bits, most significant first, a byte at a time.
     fn read_bits(&mut self, count: u8) -> Option<u64> {
         let mut value = 0u64;
-        for _ in 0..count {
-            value = (value << 1) | u64::from(self.read_bit()?);
+        let mut remaining = count;
+        while remaining > 0 {
+            let byte = *self.bytes.get(self.position / 8)?;
+            let offset = (self.position % 8) as u8;
+            let available = 8 - offset;
+            let take = available.min(remaining);
+            let bits = (byte >> (available - take)) & (((1u16 << take) - 1) as u8);
+            value = (value << take) | u64::from(bits);
+            self.position += usize::from(take);
+            remaining -= take;
         }
         Some(value)
     }
