@@ -59,7 +59,7 @@ impl BitWriter {
         }
         for (prefix, prefix_len, bits) in DOD_BUCKETS {
             let limit = 1i64 << (bits - 1);
-            if (-limit + 1..=limit).contains(&dod) {
+            if (-limit..limit).contains(&dod) {
                 self.write_bits(prefix, prefix_len);
                 self.write_bits((dod as u64) & ((1u64 << bits) - 1), bits);
                 return;
@@ -348,7 +348,7 @@ impl BitWriter {
         }
         for (prefix, prefix_len, bits) in VALUE_BUCKETS {
             let limit = 1i64 << (bits - 1);
-            if (-limit + 1..=limit).contains(&value) {
+            if (-limit..limit).contains(&value) {
                 self.write_bits(prefix, prefix_len);
                 self.write_bits((value as u64) & ((1u64 << bits) - 1), bits);
                 return;
@@ -491,6 +491,18 @@ mod tests {
         let bytes = encoder.encode();
         assert!(bytes.len() < 50, "{} bytes for 120 samples", bytes.len());
         assert!(same(&decode(&bytes).unwrap(), &samples));
+    }
+
+    #[test]
+    fn bucket_edges_round_trip() {
+        // A delta-of-delta of exactly 2^13 must not be read back as -2^13.
+        for dod in [8191i64, 8192, -8192, -8193, 65536, -65536, 1 << 19, -(1 << 19)] {
+            let samples = vec![Sample::new(0, 0.0), Sample::new(1000, 0.0), Sample::new(2000 + dod, 0.0)];
+            assert!(same(&round_trip(&samples), &samples), "dod {dod}");
+            assert!(same(&decode(&encode_best(&samples)).unwrap(), &samples), "dod {dod}");
+            let values = vec![Sample::new(0, 0.0), Sample::new(1, 0.0), Sample::new(2, dod as f64)];
+            assert!(same(&decode(&encode_best(&values)).unwrap(), &values), "value step {dod}");
+        }
     }
 
     #[test]
