@@ -119,54 +119,40 @@ impl Head {
         );
     }
 
-    /// Whether `sample` would be accepted for series `id`, without storing it.
-    pub fn check(&self, id: u64, sample: Sample, out_of_order_window: i64) -> Result<(), SampleRejection> {
-        if sample.timestamp < self.min_valid_time {
-            return Err(SampleRejection::TooOld);
-        }
-        let Some(series) = self.series.get(&id) else { return Ok(()) };
-        match series.last {
-            None => Ok(()),
-            Some(last) if sample.timestamp > last.timestamp => Ok(()),
-            Some(last) if sample.timestamp == last.timestamp => {
-                if last.value.to_bits() == sample.value.to_bits() {
-                    Ok(())
-                } else {
-                    Err(SampleRejection::Duplicate)
-                }
+    /// Checks and stores the time-sorted `samples` of series `id`, calling `on_result` with
+    /// each sample's verdict. One lookup per series, not per sample: this is the ingest path.
+    pub fn append_checked(
+        &mut self,
+        id: u64,
+        samples: &[Sample],
+        out_of_order_window: i64,
+        mut on_result: impl FnMut(Sample, Result<(), SampleRejection>),
+    ) {
+        let min_valid_time = self.min_valid_time;
+        let Some(series) = self.series.get_mut(&id) else { return };
+        let (mut stored, mut min_time, mut max_time) = (0u64, self.min_time, self.max_time);
+        for &sample in samples {
+            let verdict = verdict(series, sample, out_of_order_window, min_valid_time);
+            if verdict.is_ok() && store(series, sample) {
+                stored += 1;
+                min_time = min_time.min(sample.timestamp);
+                max_time = max_time.max(sample.timestamp);
             }
-            Some(last) if last.timestamp - sample.timestamp <= out_of_order_window => Ok(()),
-            Some(_) => Err(SampleRejection::OutOfOrder),
+            on_result(sample, verdict);
         }
+        self.samples += stored;
+        self.min_time = min_time;
+        self.max_time = max_time;
     }
 
-    /// Stores a sample already accepted by [`Head::check`] (or replayed from the log).
+    /// Stores a sample without checks (replaying the write-ahead log).
     pub fn append(&mut self, id: u64, sample: Sample) {
         let Some(series) = self.series.get_mut(&id) else { return };
-        match series.last {
-            Some(last) if sample.timestamp == last.timestamp => return,
-            Some(last) if sample.timestamp < last.timestamp => {
-                match series.out_of_order.binary_search_by_key(&sample.timestamp, |s| s.timestamp) {
-                    Ok(at) => series.out_of_order[at] = sample,
-                    Err(at) => series.out_of_order.insert(at, sample),
-                }
-            }
-            _ => {
-                if series.open.is_full() {
-                    let full = std::mem::replace(&mut series.open, ChunkEncoder::new());
-                    series.closed.push(ClosedChunk {
-                        min_time: full.min_time(),
-                        max_time: full.max_time(),
-                        bytes: full.encode(),
-                    });
-                }
-                series.open.push(sample);
-                series.last = Some(sample);
-            }
+        if store(series, sample) {
+            self.samples += 1;
+            self.min_time = self.min_time.min(sample.timestamp);
+            self.max_time = self.max_time.max(sample.timestamp);
         }
-        self.samples += 1;
-        self.min_time = self.min_time.min(sample.timestamp);
-        self.max_time = self.max_time.max(sample.timestamp);
     }
 
     /// Ids of series matching every matcher, using the postings where a matcher allows.
@@ -287,6 +273,53 @@ impl Head {
             .values()
             .map(|s| s.closed.iter().map(|c| c.bytes.len()).sum::<usize>() + s.open.size() + s.out_of_order.len() * 16)
             .sum()
+    }
+}
+
+/// Whether `sample` may be stored in `series`.
+fn verdict(series: &MemSeries, sample: Sample, window: i64, min_valid_time: i64) -> Result<(), SampleRejection> {
+    if sample.timestamp < min_valid_time {
+        return Err(SampleRejection::TooOld);
+    }
+    match series.last {
+        None => Ok(()),
+        Some(last) if sample.timestamp > last.timestamp => Ok(()),
+        Some(last) if sample.timestamp == last.timestamp => {
+            if last.value.to_bits() == sample.value.to_bits() {
+                Ok(())
+            } else {
+                Err(SampleRejection::Duplicate)
+            }
+        }
+        Some(last) if last.timestamp - sample.timestamp <= window => Ok(()),
+        Some(_) => Err(SampleRejection::OutOfOrder),
+    }
+}
+
+/// Stores an accepted sample; false when it repeats the newest one (nothing to store).
+fn store(series: &mut MemSeries, sample: Sample) -> bool {
+    match series.last {
+        Some(last) if sample.timestamp == last.timestamp => false,
+        Some(last) if sample.timestamp < last.timestamp => {
+            match series.out_of_order.binary_search_by_key(&sample.timestamp, |s| s.timestamp) {
+                Ok(at) => series.out_of_order[at] = sample,
+                Err(at) => series.out_of_order.insert(at, sample),
+            }
+            true
+        }
+        _ => {
+            if series.open.is_full() {
+                let full = std::mem::replace(&mut series.open, ChunkEncoder::new());
+                series.closed.push(ClosedChunk {
+                    min_time: full.min_time(),
+                    max_time: full.max_time(),
+                    bytes: full.encode(),
+                });
+            }
+            series.open.push(sample);
+            series.last = Some(sample);
+            true
+        }
     }
 }
 

@@ -252,12 +252,29 @@ impl Tsdb {
         }
         self.compact()?;
         self.apply_retention(now)?;
-        let mut wal = self.wal.lock();
-        if wal.wants_rotation() {
-            let live = self.head.read().all_series();
-            wal.rotate(&live)?;
+        if self.wal.lock().wants_rotation() {
+            self.rotate_wal(None)?;
         }
         Ok(())
+    }
+
+    /// Starts a new log segment that begins with every live series, then drops segments
+    /// older than `persisted_until`.
+    ///
+    /// Lock order is head, then log, as in `append`: the live series are read under the head
+    /// lock and the log is locked before the head is released, so a series created by a
+    /// concurrent append is either in `live` or logged after the rotation, in the new
+    /// segment. Either way no segment relies on an older one's series definitions.
+    fn rotate_wal(&self, persisted_until: Option<i64>) -> Result<(), Error> {
+        let head = self.head.read();
+        let live = head.all_series();
+        let mut wal = self.wal.lock();
+        drop(head);
+        wal.rotate(&live)?;
+        match persisted_until {
+            Some(time) => wal.remove_segments_before(time),
+            None => Ok(()),
+        }
     }
 
     fn cut(&self, start: i64, end: i64) -> Result<(), Error> {
@@ -277,13 +294,8 @@ impl Tsdb {
             "block cut from the head"
         );
         self.blocks.write().push(Arc::new(block));
-        let mut head = self.head.write();
-        head.truncate_before(end);
-        let live = head.all_series();
-        drop(head);
-        let mut wal = self.wal.lock();
-        wal.rotate(&live)?;
-        wal.remove_segments_before(end)
+        self.head.write().truncate_before(end);
+        self.rotate_wal(Some(end))
     }
 
     /// Merges complete windows of adjacent blocks into larger ones (3, 9, 27 block spans, up
@@ -382,42 +394,50 @@ impl Appender for Tsdb {
                 reject(&mut report, &labels, samples.len(), reason);
                 continue;
             }
-            // A series is created by its first accepted sample, never by refused ones.
-            let mut id = head.id(&labels);
-            if id.is_none() && head.series_count() as u64 >= self.config.max_series {
-                let reason = format!("the store holds max_series ({}) series already", self.config.max_series);
-                reject(&mut report, &labels, samples.len(), reason);
+            samples.sort_by_key(|s| s.timestamp);
+            // Bounds that do not depend on the series' own samples.
+            let mut in_bounds = Vec::with_capacity(samples.len());
+            for sample in samples {
+                if sample.timestamp > max_time {
+                    reject(&mut report, &labels, 1, "sample timestamp is too far in the future (max_future)".into());
+                } else if sample.timestamp < min_time {
+                    reject(&mut report, &labels, 1, "sample timestamp is older than the retention period".into());
+                } else {
+                    in_bounds.push(sample);
+                }
+            }
+            if in_bounds.is_empty() {
                 continue;
             }
-            samples.sort_by_key(|s| s.timestamp);
-            for sample in samples {
-                let refused = if sample.timestamp > max_time {
-                    Some("sample timestamp is too far in the future (max_future)".to_string())
-                } else if sample.timestamp < min_time {
-                    Some("sample timestamp is older than the retention period".to_string())
-                } else {
-                    head.check(id.unwrap_or(0), sample, window).err().map(|r| r.reason().to_string())
-                };
-                if let Some(reason) = refused {
-                    reject(&mut report, &labels, 1, reason);
+            // A series is created by its first acceptable sample, never by refused ones.
+            let id = match head.id(&labels) {
+                Some(id) => id,
+                None if in_bounds.iter().all(|s| s.timestamp < head.min_valid_time) => {
+                    let reason = head::SampleRejection::TooOld.reason().to_string();
+                    reject(&mut report, &labels, in_bounds.len(), reason);
                     continue;
                 }
-                let series_id = match id {
-                    Some(existing) => existing,
-                    None => {
-                        let (created_id, _) = head.get_or_create(&labels);
-                        created.push((created_id, labels.clone()));
-                        id = Some(created_id);
-                        created_id
-                    }
-                };
-                head.append(series_id, sample);
-                accepted.push((series_id, sample));
-            }
+                None if head.series_count() as u64 >= self.config.max_series => {
+                    let reason = format!("the store holds max_series ({}) series already", self.config.max_series);
+                    reject(&mut report, &labels, in_bounds.len(), reason);
+                    continue;
+                }
+                None => {
+                    let (id, _) = head.get_or_create(&labels);
+                    created.push((id, labels.clone()));
+                    id
+                }
+            };
+            head.append_checked(id, &in_bounds, window, |sample, verdict| match verdict {
+                Ok(()) => accepted.push((id, sample)),
+                Err(rejection) => reject(&mut report, &labels, 1, rejection.reason().to_string()),
+            });
         }
         report.accepted = accepted.len();
-        // Logged while the head is still locked, so the log's order is the head's order.
+        // The log is locked before the head is released, so the log's order is the head's
+        // order; the write itself then no longer holds up other appends.
         let mut wal = self.wal.lock();
+        drop(head);
         wal.log(&created, &accepted).map_err(|e| StoreError::Write(e.to_string()))?;
         Ok(report)
     }
