@@ -1,0 +1,182 @@
+//! Aggregation operators (`sum avg min max count group stddev stdvar topk bottomk quantile
+//! count_values`) with `by`/`without`, following Prometheus 2.42's arithmetic (incremental
+//! mean for `avg`, Welford for `stddev`/`stdvar`, NaN replaced by any number in `min`/`max`).
+//!
+//! Labels: `by (l…)` keeps only the listed labels (`__name__` too if listed); `without (l…)`
+//! drops the listed labels and `__name__`. `topk`/`bottomk` return the original series,
+//! metric name included.
+
+use std::collections::HashMap;
+
+use hubmon_model::{Labels, METRIC_NAME, is_valid_label_name};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+
+use crate::Error;
+use crate::engine::{Evaluator, Steps, Val, Vector};
+use crate::functions::quantile;
+
+enum Param {
+    None,
+    Scalar(Vec<f64>),
+    Label(String),
+}
+
+pub(crate) fn eval(ev: &mut Evaluator<'_>, expr: &AggregateExpr, steps: Steps) -> Result<Val, Error> {
+    let op = expr.op.to_string();
+    let param = match expr.param.as_deref() {
+        None => Param::None,
+        Some(p) => match ev.eval(p, steps)? {
+            Val::Scalar(v) => Param::Scalar(v),
+            Val::String(s) => Param::Label(s),
+            _ => return Err(Error::BadData(format!("invalid parameter of {op}: {p}"))),
+        },
+    };
+    let input = ev.eval_vector(&expr.expr, steps)?;
+    let (without, names): (bool, &[String]) = match &expr.modifier {
+        Some(LabelModifier::Include(l)) => (false, &l.labels),
+        Some(LabelModifier::Exclude(l)) => (true, &l.labels),
+        None => (false, &[]),
+    };
+    let grouping = |labels: &Labels| -> Labels {
+        let pairs = labels
+            .iter()
+            .filter(|(n, _)| {
+                let listed = names.iter().any(|x| x == n);
+                if without { !listed && *n != METRIC_NAME } else { listed }
+            })
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        Labels::from_trusted(pairs)
+    };
+    let mut out = Vec::with_capacity(input.len());
+    for (i, vector) in input.into_iter().enumerate() {
+        ev.check_deadline("aggregation")?;
+        let scalar = match &param {
+            Param::Scalar(v) => v.get(i).copied().unwrap_or(f64::NAN),
+            _ => f64::NAN,
+        };
+        let result = match (op.as_str(), &param) {
+            ("topk", _) | ("bottomk", _) => top_k(vector, scalar, op == "topk", &grouping),
+            ("count_values", Param::Label(label)) => count_values(vector, label, &grouping)?,
+            (op, _) => simple(op, vector, scalar, &grouping)?,
+        };
+        out.push(result);
+    }
+    Ok(Val::Vector(out))
+}
+
+/// Groups elements by their grouping labels, in order of first appearance (as Prometheus).
+fn groups(vector: Vector, grouping: &impl Fn(&Labels) -> Labels) -> Vec<(Labels, Vector)> {
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Vec<(Labels, Vector)> = Vec::new();
+    for (labels, value) in vector {
+        let key = grouping(&labels);
+        let at = *index.entry(key.clone()).or_insert_with(|| {
+            out.push((key, Vec::new()));
+            out.len() - 1
+        });
+        out[at].1.push((labels, value));
+    }
+    out
+}
+
+fn simple(op: &str, vector: Vector, param: f64, grouping: &impl Fn(&Labels) -> Labels) -> Result<Vector, Error> {
+    let mut out = Vec::new();
+    for (key, members) in groups(vector, grouping) {
+        let values: Vec<f64> = members.iter().map(|(_, v)| *v).collect();
+        let value = match op {
+            "sum" => values.iter().sum(),
+            "count" => values.len() as f64,
+            "group" => 1.0,
+            "avg" => avg(&values),
+            "min" => values.iter().skip(1).fold(values[0], |m, &v| if m > v || m.is_nan() { v } else { m }),
+            "max" => values.iter().skip(1).fold(values[0], |m, &v| if m < v || m.is_nan() { v } else { m }),
+            "stdvar" => welford_variance(&values),
+            "stddev" => welford_variance(&values).sqrt(),
+            "quantile" => quantile(param, values),
+            other => return Err(Error::BadData(format!("aggregation {other} is not supported"))),
+        };
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+/// Prometheus 2.42's incremental mean, which keeps an infinite mean instead of turning it
+/// into NaN.
+pub(crate) fn avg(values: &[f64]) -> f64 {
+    let mut mean = values[0];
+    for (i, &v) in values.iter().enumerate().skip(1) {
+        let count = (i + 1) as f64;
+        if mean.is_infinite() {
+            if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                continue;
+            }
+            if !v.is_infinite() && !v.is_nan() {
+                continue;
+            }
+        }
+        mean += v / count - mean / count;
+    }
+    mean
+}
+
+/// Population variance, Welford's method as Prometheus uses.
+pub(crate) fn welford_variance(values: &[f64]) -> f64 {
+    let (mut count, mut mean, mut m2) = (0.0, 0.0, 0.0);
+    for &v in values {
+        count += 1.0;
+        let delta = v - mean;
+        mean += delta / count;
+        m2 += delta * (v - mean);
+    }
+    m2 / count
+}
+
+fn top_k(vector: Vector, k: f64, top: bool, grouping: &impl Fn(&Labels) -> Labels) -> Vector {
+    if k.is_nan() || k < 1.0 {
+        return Vec::new();
+    }
+    let k = if k >= usize::MAX as f64 { usize::MAX } else { k as usize };
+    let mut out = Vec::new();
+    for (_, mut members) in groups(vector, grouping) {
+        // NaN sorts last for both topk and bottomk: it is the least wanted element.
+        members.sort_by(|(_, a), (_, b)| match (a.is_nan(), b.is_nan()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ if top => b.total_cmp(a),
+            _ => a.total_cmp(b),
+        });
+        members.truncate(k);
+        out.extend(members);
+    }
+    out
+}
+
+fn count_values(vector: Vector, label: &str, grouping: &impl Fn(&Labels) -> Labels) -> Result<Vector, Error> {
+    if !is_valid_label_name(label) {
+        return Err(Error::BadData(format!("invalid label name {label:?}")));
+    }
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Vector = Vec::new();
+    for (labels, value) in vector {
+        let key = grouping(&labels).with(label, &format_value(value));
+        let at = *index.entry(key.clone()).or_insert_with(|| {
+            out.push((key, 0.0));
+            out.len() - 1
+        });
+        out[at].1 += 1.0;
+    }
+    Ok(out)
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest decimal that round-trips, no exponent.
+fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        format!("{v}")
+    }
+}
