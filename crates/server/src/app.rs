@@ -33,6 +33,8 @@ pub struct Services {
     pub telemetry: Telemetry,
     /// The metrics store, through which every sample is written and read.
     pub metrics: Arc<hubmon_tsdb::Tsdb>,
+    /// PromQL over the metrics store.
+    pub query_engine: Arc<hubmon_promql::Engine>,
     /// hubmon's own API traffic, written into the metrics store as `service="hubmon"`.
     pub requests: Arc<hubmon_ingest::requests::RequestRecorder>,
     /// `# TYPE`/`# HELP` of scraped metric families, for `/api/v1/metadata`.
@@ -94,11 +96,13 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
 
     let (routes, openapi, route_table) = crate::http::api_routes();
     let openapi_json = openapi.to_json().context("cannot render the OpenAPI document")?;
+    let query_engine = Arc::new(hubmon_promql::Engine::new(metrics.clone(), config.query.engine_options()));
     let state = AppState(Arc::new(Services {
         config,
         store,
         auth,
         telemetry: Telemetry::new(),
+        query_engine,
         metrics,
         metadata: Default::default(),
         requests: Default::default(),

@@ -31,6 +31,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The built-in metrics store.
     pub metrics: hubmon_tsdb::Config,
+    /// PromQL evaluation limits.
+    pub query: QueryConfig,
     /// The host (and GPU) collector.
     pub host: hubmon_ingest::host::HostConfig,
     /// Prometheus-style targets to scrape (`[[scrape]]` tables).
@@ -76,6 +78,42 @@ pub struct HttpConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// How far back an instant selector looks for the newest sample (Prometheus: 5m).
+    pub lookback_delta: PromDuration,
+    /// Longest a query may run before it fails with a timeout.
+    pub timeout: PromDuration,
+    /// Most samples one query may load and produce; beyond it the query fails cleanly.
+    pub max_samples: u64,
+    /// Most points per series in a range query (Prometheus: 11000).
+    pub max_points_per_series: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            lookback_delta: PromDuration::from_secs(300),
+            timeout: PromDuration::from_secs(120),
+            max_samples: 50_000_000,
+            max_points_per_series: 11_000,
+        }
+    }
+}
+
+impl QueryConfig {
+    pub fn engine_options(&self) -> hubmon_promql::EngineOptions {
+        hubmon_promql::EngineOptions {
+            lookback_delta: self.lookback_delta.as_duration(),
+            timeout: self.timeout.as_duration(),
+            max_samples: usize::try_from(self.max_samples).unwrap_or(usize::MAX),
+            max_points_per_series: usize::try_from(self.max_points_per_series).unwrap_or(usize::MAX),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// How long a dashboard login lasts.
     pub session_ttl: PromDuration,
@@ -95,6 +133,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             metrics: hubmon_tsdb::Config::default(),
+            query: QueryConfig::default(),
             host: hubmon_ingest::host::HostConfig::default(),
             scrape: Vec::new(),
         }

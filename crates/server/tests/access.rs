@@ -37,6 +37,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/labels", "viewer"),
     ("GET", "/api/v1/label/{name}/values", "viewer"),
     ("GET", "/api/v1/metadata", "viewer"),
+    ("GET", "/api/v1/query", "viewer"),
+    ("POST", "/api/v1/query", "viewer"),
+    ("GET", "/api/v1/query_range", "viewer"),
+    ("POST", "/api/v1/query_range", "viewer"),
+    ("GET", "/api/v1/status/buildinfo", "viewer"),
 ];
 
 const ROLES: [&str; 4] = ["viewer", "editor", "admin", "ingest"];

@@ -155,18 +155,35 @@ fn unauthenticated(error: ApiError) -> Response {
 async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let text = value.to_str().unwrap_or_default();
-        let Some(token) = text.strip_prefix("Bearer ").or_else(|| text.strip_prefix("bearer ")) else {
+        let Some(token) = bearer_or_basic_token(text) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unsupported Authorization header; send `Authorization: Bearer <token>`",
+                "unsupported Authorization header; send `Authorization: Bearer <token>` (or Basic auth with the token as password)",
             ));
         };
-        return Ok(Some(app.auth.authenticate_token(token.trim()).await?));
+        return Ok(Some(app.auth.authenticate_token(&token).await?));
     }
     let jar = CookieJar::from_headers(headers);
     match jar.get(SESSION_COOKIE) {
         Some(cookie) => Ok(Some(app.auth.authenticate_session(cookie.value()).await?)),
         None => Ok(None),
+    }
+}
+
+/// The API token in an `Authorization` header: `Bearer <token>`, or HTTP Basic with the token
+/// as the password (the user name is ignored) for clients that only speak Basic auth, such as
+/// promtool (`http://user:TOKEN@host/`) and some Grafana setups.
+fn bearer_or_basic_token(header: &str) -> Option<String> {
+    use base64::Engine;
+    let (scheme, rest) = header.split_once(' ')?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Some(rest.trim().to_string()),
+        "basic" => {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            text.split_once(':').map(|(_, password)| password.to_string())
+        }
+        _ => None,
     }
 }
 

@@ -82,6 +82,9 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteTable) 
         .add(Access::Viewer, routes!(prometheus::labels))
         .add(Access::Viewer, routes!(prometheus::label_values))
         .add(Access::Viewer, routes!(prometheus::metadata))
+        .add(Access::Viewer, routes!(prometheus::query_get, prometheus::query_post))
+        .add(Access::Viewer, routes!(prometheus::query_range_get, prometheus::query_range_post))
+        .add(Access::Viewer, routes!(prometheus::buildinfo))
         .finish()
 }
 

@@ -1,6 +1,7 @@
 //! The Prometheus HTTP API's metadata endpoints (`series`, `labels`, `label/{name}/values`),
 //! in Prometheus's own response and error formats, so Grafana and promtool can browse hubmon.
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -211,4 +212,180 @@ pub async fn metadata(State(app): State<AppState>, uri: axum::http::Uri) -> Resu
         .map(|(name, meta)| (name, vec![meta]))
         .collect();
     Ok(success(data))
+}
+
+/// Parameters of `/api/v1/query` and `/api/v1/query_range`, from the query string and, for
+/// POST, a form-encoded body, as Prometheus accepts them.
+fn query_params(uri: &axum::http::Uri, body: &[u8]) -> std::collections::HashMap<String, String> {
+    let mut params: std::collections::HashMap<String, String> =
+        form_pairs(uri.query().unwrap_or("")).into_iter().collect();
+    params.extend(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())));
+    params
+}
+
+/// A duration parameter: float seconds (`15`, `0.5`) or Prometheus syntax (`15s`, `1m`).
+fn parse_step(text: &str, name: &str) -> Result<i64, PromError> {
+    if let Ok(seconds) = text.parse::<f64>()
+        && seconds.is_finite()
+    {
+        return Ok((seconds * 1000.0).round() as i64);
+    }
+    text.parse::<hubmon_model::PromDuration>()
+        .map(|d| i64::try_from(d.as_duration().as_millis()).unwrap_or(i64::MAX))
+        .map_err(|_| {
+            PromError::bad_data(format!("invalid parameter \"{name}\": cannot parse {text:?} to a valid duration"))
+        })
+}
+
+fn required<'p>(params: &'p std::collections::HashMap<String, String>, name: &str) -> Result<&'p str, PromError> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| PromError::bad_data(format!("invalid parameter \"{name}\": missing")))
+}
+
+/// Formats a sample value the way Prometheus does (a string; `NaN`, `+Inf`, `-Inf`).
+fn format_value(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value == f64::INFINITY {
+        "+Inf".into()
+    } else if value == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{value}")
+    }
+}
+
+fn point(time_ms: i64, value: serde_json::Value) -> serde_json::Value {
+    let seconds = serde_json::Number::from_f64(time_ms as f64 / 1000.0)
+        .map_or(serde_json::Value::Null, serde_json::Value::Number);
+    serde_json::json!([seconds, value])
+}
+
+fn engine_error(error: hubmon_promql::Error) -> PromError {
+    let kind = error.error_type();
+    let status = match kind {
+        "bad_data" => StatusCode::BAD_REQUEST,
+        "execution" => StatusCode::UNPROCESSABLE_ENTITY,
+        "timeout" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    PromError { status, kind, message: error.to_string() }
+}
+
+/// Longest query text accepted, so a pathological string cannot tie up the parser.
+const MAX_QUERY_BYTES: usize = 64 * 1024;
+
+async fn run_instant(app: AppState, uri: axum::http::Uri, body: Bytes) -> Result<Response, PromError> {
+    let params = query_params(&uri, &body);
+    let query = required(&params, "query")?.to_string();
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(PromError::bad_data(format!("query is longer than {MAX_QUERY_BYTES} bytes")));
+    }
+    let time = match params.get("time").filter(|t| !t.is_empty()) {
+        Some(text) => parse_time(text, "time")?,
+        None => Timestamp::now().as_millis(),
+    };
+    let engine = app.query_engine.clone();
+    let value = tokio::task::spawn_blocking(move || engine.instant(&query, time))
+        .await
+        .map_err(|e| PromError::internal(e.to_string()))?
+        .map_err(engine_error)?;
+    let result = match &value {
+        hubmon_promql::Value::Scalar(t, v) => point(*t, format_value(*v).into()),
+        hubmon_promql::Value::String(t, s) => point(*t, s.clone().into()),
+        hubmon_promql::Value::Vector(samples) => samples
+            .iter()
+            .map(|(labels, v)| serde_json::json!({"metric": labels, "value": point(time, format_value(*v).into())}))
+            .collect(),
+        hubmon_promql::Value::Matrix(series) => series
+            .iter()
+            .map(|s| {
+                let values: Vec<_> =
+                    s.samples.iter().map(|p| point(p.timestamp, format_value(p.value).into())).collect();
+                serde_json::json!({"metric": s.labels, "values": values})
+            })
+            .collect(),
+    };
+    Ok(success(serde_json::json!({"resultType": value.result_type(), "result": result})))
+}
+
+async fn run_range(app: AppState, uri: axum::http::Uri, body: Bytes) -> Result<Response, PromError> {
+    let params = query_params(&uri, &body);
+    let query = required(&params, "query")?.to_string();
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(PromError::bad_data(format!("query is longer than {MAX_QUERY_BYTES} bytes")));
+    }
+    let start = parse_time(required(&params, "start")?, "start")?;
+    let end = parse_time(required(&params, "end")?, "end")?;
+    let step = parse_step(required(&params, "step")?, "step")?;
+    if end < start {
+        return Err(PromError::bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
+    }
+    if step <= 0 {
+        return Err(PromError::bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    let engine = app.query_engine.clone();
+    let matrix = tokio::task::spawn_blocking(move || engine.range(&query, start, end, step))
+        .await
+        .map_err(|e| PromError::internal(e.to_string()))?
+        .map_err(engine_error)?;
+    let result: Vec<_> = matrix
+        .iter()
+        .map(|s| {
+            let values: Vec<_> = s.samples.iter().map(|p| point(p.timestamp, format_value(p.value).into())).collect();
+            serde_json::json!({"metric": s.labels, "values": values})
+        })
+        .collect();
+    Ok(success(serde_json::json!({"resultType": "matrix", "result": result})))
+}
+
+/// Evaluates an instant query: `query`, optional `time` (RFC 3339 or epoch seconds).
+#[utoipa::path(get, path = "/api/v1/query", tag = "prometheus", params(("query" = String, Query), ("time" = Option<String>, Query)),
+    responses((status = 200, description = "Prometheus format: {status, data: {resultType, result}}"), (status = 400), (status = 422), (status = 503)))]
+pub async fn query_get(State(app): State<AppState>, uri: axum::http::Uri) -> Result<Response, PromError> {
+    run_instant(app, uri, Bytes::new()).await
+}
+
+/// The same as GET, with the parameters form-encoded in the body.
+#[utoipa::path(post, path = "/api/v1/query", tag = "prometheus", request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Prometheus format"), (status = 400), (status = 422), (status = 503)))]
+pub async fn query_post(State(app): State<AppState>, uri: axum::http::Uri, body: Bytes) -> Result<Response, PromError> {
+    run_instant(app, uri, body).await
+}
+
+/// Evaluates a range query: `query`, `start`, `end`, `step`.
+#[utoipa::path(get, path = "/api/v1/query_range", tag = "prometheus", params(
+    ("query" = String, Query), ("start" = String, Query), ("end" = String, Query), ("step" = String, Query)),
+    responses((status = 200, description = "Prometheus format: {status, data: {resultType: matrix, result}}"), (status = 400), (status = 422), (status = 503)))]
+pub async fn query_range_get(State(app): State<AppState>, uri: axum::http::Uri) -> Result<Response, PromError> {
+    run_range(app, uri, Bytes::new()).await
+}
+
+/// The same as GET, with the parameters form-encoded in the body.
+#[utoipa::path(post, path = "/api/v1/query_range", tag = "prometheus", request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Prometheus format"), (status = 400), (status = 422), (status = 503)))]
+pub async fn query_range_post(
+    State(app): State<AppState>,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Result<Response, PromError> {
+    run_range(app, uri, body).await
+}
+
+/// Build information, as Prometheus reports its own (Grafana reads it to detect features).
+#[utoipa::path(get, path = "/api/v1/status/buildinfo", tag = "prometheus", responses((status = 200, description = "Prometheus format")))]
+pub async fn buildinfo() -> Response {
+    success(serde_json::json!({
+        "version": "2.42.0",
+        "revision": env!("CARGO_PKG_VERSION"),
+        "branch": "hubmon",
+        "buildUser": "hubmon",
+        "buildDate": "",
+        "goVersion": "none (hubmon is written in Rust)",
+    }))
 }
