@@ -72,7 +72,10 @@ fn validate(request: WriteRequest) -> Decoded {
     let mut decoded = Decoded::default();
     for series in request.timeseries {
         let pairs: Vec<(String, String)> = series.labels.into_iter().map(|l| (l.name, l.value)).collect();
-        let shown = pairs.iter().map(|(n, v)| format!("{n}={v:?}")).collect::<Vec<_>>().join(",");
+        // Only the metric name is kept for the error message: rendering every series' labels
+        // cost more than storing its samples (measured).
+        let name =
+            pairs.iter().find(|(n, _)| n == hubmon_model::METRIC_NAME).map(|(_, v)| v.clone()).unwrap_or_default();
         match Labels::new_series(pairs) {
             Ok(labels) => {
                 let samples = series.samples.iter().map(|s| Sample::new(s.timestamp, s.value)).collect();
@@ -81,7 +84,7 @@ fn validate(request: WriteRequest) -> Decoded {
             Err(error) => {
                 decoded.rejected_samples += series.samples.len();
                 if decoded.rejections.len() < 10 {
-                    decoded.rejections.push(Rejection { series: format!("{{{shown}}}"), reason: error.to_string() });
+                    decoded.rejections.push(Rejection { series: format!("{name}{{…}}"), reason: error.to_string() });
                 }
             }
         }
