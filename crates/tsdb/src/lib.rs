@@ -158,23 +158,20 @@ impl Tsdb {
         let persisted_until = blocks.iter().map(|b| b.meta.max_time).max().unwrap_or(i64::MIN);
 
         let sync = config.wal_sync_interval.as_duration();
-        let (mut wal, records) = Wal::open(&dir.join("wal"), sync)?;
         let mut head = Head::new();
         head.min_valid_time = persisted_until;
         let mut replayed = 0u64;
-        for record in records {
-            match record {
-                Record::Series(series) => series.into_iter().for_each(|(id, labels)| head.insert_with_id(id, labels)),
-                Record::Samples(samples) => {
-                    for (id, sample) in samples {
-                        if sample.timestamp >= persisted_until {
-                            head.append(id, sample);
-                            replayed += 1;
-                        }
+        let mut wal = Wal::replay(&dir.join("wal"), sync, |record| match record {
+            Record::Series(series) => series.into_iter().for_each(|(id, labels)| head.insert_with_id(id, labels)),
+            Record::Samples(samples) => {
+                for (id, sample) in samples {
+                    if sample.timestamp >= persisted_until {
+                        head.append(id, sample);
+                        replayed += 1;
                     }
                 }
             }
-        }
+        })?;
         // Series whose samples are all persisted are dropped; the rest start the new segment.
         head.truncate_before(persisted_until);
         wal.log(&head.all_series(), &[])?;

@@ -59,20 +59,29 @@ pub struct Wal {
 
 impl Wal {
     /// Opens the log in `dir`, returning it and every record it holds, oldest first.
+    /// Opens the log, collecting every record (for tests; the store streams them).
+    #[cfg(test)]
     pub fn open(dir: &Path, sync_interval: Duration) -> Result<(Wal, Vec<Record>), Error> {
+        let mut records = Vec::new();
+        let wal = Wal::replay(dir, sync_interval, |record| records.push(record))?;
+        Ok((wal, records))
+    }
+
+    /// Opens the log in `dir`, handing every record it holds to `on_record`, oldest first,
+    /// one at a time: replay holds one segment's bytes, never the whole log's samples.
+    pub fn replay(dir: &Path, sync_interval: Duration, mut on_record: impl FnMut(Record)) -> Result<Wal, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut indexes: Vec<u64> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
             .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
             .collect();
         indexes.sort_unstable();
-        let mut records = Vec::new();
         let mut closed = Vec::new();
         let last = indexes.last().copied();
         for index in &indexes {
             let path = segment_path(dir, *index);
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            let (segment_records, valid_len, max_time) = parse_segment(&bytes);
+            let (valid_len, max_time) = parse_segment(&bytes, &mut on_record);
             if valid_len < bytes.len() {
                 tracing::warn!(
                     segment = %path.display(),
@@ -84,7 +93,6 @@ impl Wal {
                 file.set_len(valid_len as u64).map_err(|e| Error::io(&path, e))?;
                 file.sync_all().map_err(|e| Error::io(&path, e))?;
             }
-            records.extend(segment_records);
             closed.push(Segment { index: *index, max_time });
         }
         // Always append to a fresh segment: the last one may end where a crash cut it. The
@@ -102,7 +110,7 @@ impl Wal {
             last_sync: Instant::now(),
             buffer: Vec::new(),
         };
-        Ok((wal, records))
+        Ok(wal)
     }
 
     /// Logs new series and samples as one write. Returns once the OS has the bytes.
@@ -313,8 +321,9 @@ impl<'a> Cursor<'a> {
 }
 
 /// Records of a segment, the length of its valid prefix, and its newest sample time.
-fn parse_segment(bytes: &[u8]) -> (Vec<Record>, usize, i64) {
-    let mut records = Vec::new();
+/// Hands each valid record to `on_record`; returns the valid prefix's length and the newest
+/// sample time.
+fn parse_segment(bytes: &[u8], on_record: &mut impl FnMut(Record)) -> (usize, i64) {
     let mut position = 0;
     let mut max_time = i64::MIN;
     while position + HEADER <= bytes.len() {
@@ -330,10 +339,10 @@ fn parse_segment(bytes: &[u8]) -> (Vec<Record>, usize, i64) {
         if let Record::Samples(samples) = &record {
             max_time = samples.iter().map(|(_, s)| s.timestamp).fold(max_time, i64::max);
         }
-        records.push(record);
+        on_record(record);
         position += HEADER + len;
     }
-    (records, position, max_time)
+    (position, max_time)
 }
 
 fn parse_record(payload: &[u8]) -> Option<Record> {
