@@ -78,8 +78,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
   series=$(awk '{print $1}' <<<"$line")
   # "... wall 1.234ms, CPU 987.6µs ..." -> microseconds
   to_us() { awk '{v = $0; if (v ~ /ms$/) {sub(/ms$/, "", v); print v * 1000} else if (v ~ /µs$/) {sub(/µs$/, "", v); print v} else if (v ~ /ns$/) {sub(/ns$/, "", v); print v / 1000} else {sub(/s$/, "", v); print v * 1e6}}'; }
-  collect_wall_us+=("$(grep -o 'wall [^,]*' <<<"$line" | awk '{print $2}' | to_us)")
-  collect_cpu_us+=("$(grep -o 'CPU [^ ]*' <<<"$line" | awk '{print $2}' | tr -d ')' | to_us)")
+  # The line also ends in "(max wall …)": take the first match of each.
+  collect_wall_us+=("$(grep -o 'wall [^,)]*' <<<"$line" | head -1 | awk '{print $2}' | to_us)")
+  collect_cpu_us+=("$(grep -o 'CPU [^ ]*' <<<"$line" | head -1 | awk '{print $2}' | tr -d ')' | to_us)")
 done
 
 # 2. node_exporter: CPU per scrape.

@@ -4,6 +4,7 @@
 # VictoriaMetrics 1.79, one system after another on fresh data directories.
 #
 #   bench/ingest.sh [--workloads "B A"] [--runs 3] [--systems "sink hubmon prometheus victoriametrics"]
+#                   (another system: hubmon-quiet, hubmon without its own live series)
 #                   [--concurrency 4] [--no-build]
 #
 # Per system and run: accepted samples/s (the generator's wall time), the server's CPU seconds
@@ -34,7 +35,7 @@ while (($#)); do
     --systems) SYSTEMS=$2; shift 2 ;;
     --concurrency) CONCURRENCY=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -192,8 +193,13 @@ run_sink() {
   record sink "bench-loadgen sink" "$dir.load.json" '{}'
 }
 
+# run_hubmon [NAME]: hubmon with its defaults. Its host collector and its own request metrics
+# write samples at the current time while the workload's day (which ends when the run
+# starts) is backfilled; hubmon-quiet turns both off (HUBMON_HOST_ENABLED=false, request
+# metrics recorded every 1000 d), like the Prometheus here, which scrapes nothing.
 run_hubmon() {
-  local dir=$WORK/run/hubmon port pid token restart_s shutdown_s settle_start blocks_bytes wal_bytes block_samples
+  local name=${1:-hubmon}
+  local dir=$WORK/run/$name port pid token restart_s shutdown_s settle_start blocks_bytes wal_bytes block_samples
   local hwm_restart readback extra
   mkdir -p "$dir"
   port=$(free_port)
@@ -231,7 +237,11 @@ run_hubmon() {
             measured: "du -sb metrics/blocks + metrics/wal after SIGTERM, restart and \($settle) s"},
      readback: $r, shutdown_seconds: $shutdown, restart_seconds: $restart,
      peak_rss_after_restart_bytes: $hwm_restart, revision: $rev}')
-  record hubmon "$HUBMON_REV" "$dir.load.json" "$extra"
+  record "$name" "$HUBMON_REV" "$dir.load.json" "$extra"
+}
+
+run_hubmon-quiet() {
+  HUBMON_HOST_ENABLED=false HUBMON_HTTP_RECORD_INTERVAL=1000d run_hubmon hubmon-quiet
 }
 
 run_prometheus() {
