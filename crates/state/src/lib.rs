@@ -15,6 +15,7 @@
 
 mod error;
 mod records;
+mod secrets;
 mod sql;
 
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ use hubmon_model::Timestamp;
 
 pub use error::Error;
 pub use records::*;
+pub use secrets::{SecretError, Secrets, mask as mask_secret};
 pub use sql::{SqlStore, StoreLocation};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

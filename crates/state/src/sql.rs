@@ -52,14 +52,14 @@ fn mask_password(url: &str) -> String {
     }
 }
 
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
 
 /// The state store on a SQL database.
 pub struct SqlStore {
-    backend: Backend,
+    pub(crate) backend: Backend,
 }
 
 /// Runs `$body` with `$pool` bound to whichever pool this store has.
@@ -71,6 +71,9 @@ macro_rules! on_backend {
         }
     };
 }
+/// Domain modules (`checks.rs`, `notify.rs`, …) implement their store traits with it too.
+#[allow(unused_imports)] // until the first domain module uses it
+pub(crate) use on_backend;
 
 impl SqlStore {
     /// Connects (creating a SQLite file when missing) and applies pending migrations.
