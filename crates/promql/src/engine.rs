@@ -365,6 +365,8 @@ impl<'e> Evaluator<'e> {
             start += step;
         }
         let inner = Steps { start, end: hi, step };
+        // Every inner step yields at least one point: charge them before allocating any.
+        self.count_samples(inner.len())?;
         let per_step = self.eval_vector(&sq.expr, inner)?;
         let mut by_labels: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         for (i, vector) in per_step.into_iter().enumerate() {

@@ -42,6 +42,9 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/query_range", "viewer"),
     ("POST", "/api/v1/query_range", "viewer"),
     ("GET", "/api/v1/status/buildinfo", "viewer"),
+    ("GET", "/api/v1/format_query", "viewer"),
+    ("POST", "/api/v1/format_query", "viewer"),
+    ("GET", "/api/v1/monitoring/metrics", "viewer"),
 ];
 
 const ROLES: [&str; 4] = ["viewer", "editor", "admin", "ingest"];

@@ -147,3 +147,93 @@ async fn promtool_queries_hubmon() {
     assert!(out.contains("3600 @[") && out.contains("3480 @["), "{out}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn format_query_lays_out_promql_like_prometheus() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let viewer = server.token_for_role("viewer").await;
+    let (status, answer) = body(
+        server
+            .with_token(Method::GET, "/api/v1/format_query?query=sum%20by(job)(rate(x%5B5m%5D))", &viewer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer, json!({"status": "success", "data": "sum by (job) (rate(x[5m]))"}));
+    let response = server
+        .with_token(Method::POST, "/api/v1/format_query", &viewer)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("query=sum(")
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = body(response).await;
+    assert_eq!((status, answer["errorType"].as_str()), (400, Some("bad_data")), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitoring_metrics_reports_hosts_and_api_now_and_over_time() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.host.enabled = true;
+        config.host.interval = hubmon_model::PromDuration::from_secs(1);
+        config.http.record_interval = hubmon_model::PromDuration::from_secs(1);
+    })
+    .await;
+    let viewer = server.token_for_role("viewer").await;
+    // Rates need two host samples and some recorded API traffic.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let answer = loop {
+        let _ = server.with_token(Method::GET, "/api/v1/query?query=nosuch(", &viewer).send().await.unwrap();
+        let (status, answer) =
+            body(server.with_token(Method::GET, "/api/v1/monitoring/metrics", &viewer).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{answer}");
+        let ready = answer["hosts"][0]["cpu"]["usage_percent"].is_number()
+            && answer["api"].as_array().is_some_and(|a| a.iter().any(|s| s["requests"].as_f64() > Some(0.0)))
+            && answer["hosts"][0]["network"].is_array();
+        if ready {
+            break answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "host and API figures never appeared: {answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let host = &answer["hosts"][0];
+    let cpu = host["cpu"]["usage_percent"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&cpu), "{answer}");
+    assert!(host["cpu"]["cores"].as_f64().unwrap() >= 1.0);
+    let memory = host["memory"]["usage_percent"].as_f64().unwrap();
+    assert!(memory > 0.0 && memory < 100.0, "{answer}");
+    assert!(host["memory"]["total_bytes"].as_f64().unwrap() > 1e8);
+    let root = host["disks"].as_array().unwrap().iter().find(|d| d["mountpoint"] == "/").expect("the root mount");
+    assert!(root["size_bytes"].as_f64().unwrap() > 0.0 && root["usage_percent"].is_number(), "{answer}");
+    assert!(host["processes"]["count"].as_f64().unwrap() > 1.0);
+    assert!(host["load"]["load1"].is_number());
+    let api = answer["api"].as_array().unwrap().iter().find(|s| s["service"] == "hubmon").unwrap();
+    for field in ["requests_per_second", "error_rate_percent", "avg_latency_ms", "p95_latency_ms"] {
+        assert!(api[field].is_number(), "{field}: {answer}");
+    }
+    assert!(api["active_api_keys"].as_f64().unwrap() >= 1.0, "{answer}");
+
+    let (status, history) = body(
+        server.with_token(Method::GET, "/api/v1/monitoring/metrics?range=2m&step=10s", &viewer).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["step_seconds"], 10.0);
+    let cpu = history["series"]["cpu.usage_percent"].as_array().unwrap();
+    assert!(!cpu.is_empty() && cpu[0]["labels"]["instance"].is_string(), "{history}");
+    assert!(!cpu[0]["values"].as_array().unwrap().is_empty());
+
+    for (path, want) in [
+        ("/api/v1/monitoring/metrics?range=1d&step=1s", 422),
+        ("/api/v1/monitoring/metrics?range=banana", 400),
+        ("/api/v1/monitoring/metrics?nosuch=1", 400),
+    ] {
+        let (status, answer) = body(server.with_token(Method::GET, path, &viewer).send().await.unwrap()).await;
+        assert_eq!(status, want, "{path}: {answer}");
+        assert!(answer["error"]["message"].is_string(), "{answer}");
+    }
+    server.stop().await;
+}

@@ -85,6 +85,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteTable) 
         .add(Access::Viewer, routes!(prometheus::query_get, prometheus::query_post))
         .add(Access::Viewer, routes!(prometheus::query_range_get, prometheus::query_range_post))
         .add(Access::Viewer, routes!(prometheus::buildinfo))
+        .add(Access::Viewer, routes!(prometheus::format_query_get, prometheus::format_query_post))
+        .add(Access::Viewer, routes!(monitoring_metrics::monitoring_metrics))
         .finish()
 }
 

@@ -389,3 +389,27 @@ pub async fn buildinfo() -> Response {
         "goVersion": "none (hubmon is written in Rust)",
     }))
 }
+
+async fn run_format(uri: axum::http::Uri, body: Bytes) -> Result<Response, PromError> {
+    let params = query_params(&uri, &body);
+    let query = required(&params, "query")?;
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(PromError::bad_data(format!("query is longer than {MAX_QUERY_BYTES} bytes")));
+    }
+    let expr = promql_parser::parser::parse(query).map_err(PromError::bad_data)?;
+    Ok(success(expr.prettify()))
+}
+
+/// Formats a PromQL expression (`query`) the way Prometheus's prettifier lays it out.
+#[utoipa::path(get, path = "/api/v1/format_query", tag = "prometheus", params(("query" = String, Query)),
+    responses((status = 200, description = "Prometheus format: {status, data: formatted query}"), (status = 400)))]
+pub async fn format_query_get(uri: axum::http::Uri) -> Result<Response, PromError> {
+    run_format(uri, Bytes::new()).await
+}
+
+/// The same as GET, with the parameters form-encoded in the body.
+#[utoipa::path(post, path = "/api/v1/format_query", tag = "prometheus", request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Prometheus format"), (status = 400)))]
+pub async fn format_query_post(uri: axum::http::Uri, body: Bytes) -> Result<Response, PromError> {
+    run_format(uri, body).await
+}
