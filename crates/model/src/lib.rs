@@ -6,11 +6,15 @@
 //! and trusted inside.
 
 mod duration;
+mod log;
 mod role;
 mod series;
 mod time;
 
 pub use duration::{DurationError, PromDuration};
+pub use log::{
+    DEFAULT_CATEGORY, Level, LogEntry, LogSink, LogSinkError, MODEL_FIELDS, json_text, normalize_category,
+};
 pub use role::{Access, Role, RoleError};
 pub use series::*;
 pub use time::{Timestamp, TimestampError};

@@ -1,0 +1,440 @@
+//! hubmon's built-in log store.
+//!
+//! Layout (`docs/format.md` has the bytes, `docs/engine.md` why it is built this way):
+//!
+//! - [`wal`]: every accepted line is written to the write-ahead log before `append` returns;
+//! - [`head`]: the lines since the last flush, in memory with an inverted index, searchable
+//!   as soon as `append` returns (near-real-time is immediate);
+//! - [`segment`]: a flush freezes the head, writes its lines into one compressed segment file
+//!   per hour of timestamps, then deletes the WAL files it came from;
+//! - [`search`]: the query language ([`query`]) answered by intersecting postings and testing
+//!   each candidate line, newest first with a cursor; statistics from per-row columns;
+//! - live tail: a broadcast of every accepted line.
+//!
+//! Invariants: ids increase in WAL order; a line is in exactly one of head, a frozen head or
+//! a segment at any moment a search can see; the index only narrows, [`query::Expr::matches`]
+//! decides.
+
+mod head;
+// pub mod logql;
+mod partition;
+pub mod query;
+mod search;
+mod segment;
+pub mod text;
+mod wal;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hubmon_model::{LogEntry, LogSink, LogSinkError, Timestamp};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use head::Head;
+use partition::Partition;
+pub use query::{Expr, QueryError};
+pub use search::{Bucket, Cursor, Hit, SearchRequest, SearchResult, Stats, StatsRequest, TopMessage, highlights};
+use segment::{Origin, Segment};
+
+const PARTITION_MS: i64 = 3_600_000;
+/// Lines a slow tail subscriber may fall behind before it is dropped.
+const TAIL_CAPACITY: usize = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("corrupt log data: {0}")]
+    Corrupt(String),
+    #[error("cannot encode a log line: {0}")]
+    Encode(String),
+}
+
+impl Error {
+    fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Error::Io { action, path: path.to_path_buf(), source }
+    }
+}
+
+/// A line as stored: the model entry plus its store-wide id (increasing in arrival order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEntry {
+    pub id: u64,
+    #[serde(flatten)]
+    pub entry: LogEntry,
+}
+
+/// How the store behaves; the server maps its `[logs]` section onto this.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Segments whose newest line is older than this are deleted.
+    pub retention: Duration,
+    /// Oldest segments are deleted while the segments take more than this many bytes.
+    pub max_bytes: u64,
+    /// The head is flushed into segments at this many lines …
+    pub head_max_lines: usize,
+    /// … or when its oldest line has waited this long.
+    pub head_max_age: Duration,
+    /// `fsync` the WAL on every append (otherwise [`LogStore::sync`] is called on an interval).
+    pub sync_every_append: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(7 * 86_400),
+            max_bytes: 10 << 30,
+            head_max_lines: 100_000,
+            head_max_age: Duration::from_secs(300),
+            sync_every_append: false,
+        }
+    }
+}
+
+struct Writer {
+    wal: wal::Wal,
+    next_id: u64,
+}
+
+/// A head waiting to be written into segments, still searchable meanwhile.
+struct Frozen {
+    head: Head,
+    wal_to: u64,
+}
+
+#[derive(Default, Clone)]
+struct Parts {
+    frozen: Vec<Arc<Frozen>>,
+    segments: Vec<Arc<Segment>>,
+}
+
+/// Disk and memory figures for `/metrics` and the docs.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct StoreStats {
+    pub segments: usize,
+    pub segment_bytes: u64,
+    pub head_lines: usize,
+    pub lines_in_segments: u64,
+}
+
+pub struct LogStore {
+    dir: PathBuf,
+    options: Options,
+    writer: Mutex<Writer>,
+    head: RwLock<Head>,
+    head_started: Mutex<Option<Instant>>,
+    parts: RwLock<Parts>,
+    flushing: Mutex<()>,
+    tail: broadcast::Sender<Arc<StoredEntry>>,
+}
+
+impl LogStore {
+    /// Opens (or creates) the store in `dir`, recovering from any crash: half-written
+    /// segments are removed and their WAL replayed; WAL files already in segments are dropped.
+    pub fn open(dir: &Path, options: Options) -> Result<LogStore, Error> {
+        let segment_dir = dir.join("segments");
+        let wal_dir = dir.join("wal");
+        fs::create_dir_all(&segment_dir).map_err(|e| Error::io("create", &segment_dir, e))?;
+        fs::create_dir_all(&wal_dir).map_err(|e| Error::io("create", &wal_dir, e))?;
+
+        let mut groups: BTreeMap<(u64, u64), Vec<Segment>> = BTreeMap::new();
+        for item in fs::read_dir(&segment_dir).map_err(|e| Error::io("list", &segment_dir, e))? {
+            let path = item.map_err(|e| Error::io("list", &segment_dir, e))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.ends_with(".tmp") {
+                fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                continue;
+            }
+            if !name.ends_with(".seg") {
+                continue;
+            }
+            match Segment::open(&path) {
+                Ok(segment) => {
+                    let origin = segment.origin();
+                    groups.entry((origin.wal_from, origin.wal_to)).or_default().push(segment);
+                }
+                Err(error) => {
+                    // A complete segment is renamed into place only after its sync, so this
+                    // is damage from outside; keep the file for inspection, skip its lines.
+                    tracing::error!(path = %path.display(), %error, "skipping an unreadable log segment");
+                }
+            }
+        }
+        let mut segments = Vec::new();
+        for ((from, to), group) in groups {
+            let wal_present = (from..=to).any(|seq| wal::exists(&wal_dir, seq));
+            let complete = group.first().is_some_and(|s| s.origin().parts as usize == group.len());
+            if wal_present && !complete {
+                // A flush died part-way: its WAL files are intact, so replay them instead.
+                for segment in group {
+                    fs::remove_file(segment.path()).map_err(|e| Error::io("remove", segment.path(), e))?;
+                }
+                continue;
+            }
+            if wal_present {
+                wal::remove_range(&wal_dir, from, to)?;
+            }
+            segments.extend(group.into_iter().map(Arc::new));
+        }
+
+        let (wal, replayed) = wal::Wal::open(&wal_dir)?;
+        let mut next_id = segments.iter().map(|s| s.max_id() + 1).max().unwrap_or(1);
+        let mut head = Head::new(replayed.first().map_or(wal.seq(), |r| r.seq));
+        let replayed_lines: usize = replayed.iter().map(|r| r.entries.len()).sum();
+        for file in replayed {
+            for stored in file.entries {
+                next_id = next_id.max(stored.id + 1);
+                head.push(Arc::new(stored));
+            }
+        }
+        if replayed_lines > 0 {
+            tracing::info!(lines = replayed_lines, "log WAL replayed");
+        }
+        let started = (!head.is_empty()).then(Instant::now);
+        let (tail, _) = broadcast::channel(TAIL_CAPACITY);
+        Ok(LogStore {
+            dir: dir.to_path_buf(),
+            options,
+            writer: Mutex::new(Writer { wal, next_id }),
+            head: RwLock::new(head),
+            head_started: Mutex::new(started),
+            parts: RwLock::new(Parts { frozen: Vec::new(), segments }),
+            flushing: Mutex::new(()),
+            tail,
+        })
+    }
+
+    /// Stores lines durably (WAL first), makes them searchable and tells tail subscribers.
+    /// Returns the ids given to them.
+    pub fn append(&self, entries: Vec<LogEntry>) -> Result<Vec<u64>, Error> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut writer = self.writer.lock();
+        let first = writer.next_id;
+        let stored: Vec<StoredEntry> =
+            entries.into_iter().zip(first..).map(|(entry, id)| StoredEntry { id, entry }).collect();
+        writer.wal.append(&stored)?;
+        if self.options.sync_every_append {
+            writer.wal.sync()?;
+        }
+        writer.next_id = first + stored.len() as u64;
+        let ids: Vec<u64> = stored.iter().map(|s| s.id).collect();
+        {
+            let mut head = self.head.write();
+            for line in stored {
+                let line = Arc::new(line);
+                head.push(line.clone());
+                // No receivers is not an error: nobody is tailing.
+                let _ = self.tail.send(line);
+            }
+        }
+        self.head_started.lock().get_or_insert_with(Instant::now);
+        Ok(ids)
+    }
+
+    /// Flushes the WAL to stable storage.
+    pub fn sync(&self) -> Result<(), Error> {
+        self.writer.lock().wal.sync()
+    }
+
+    /// Live lines as they are accepted. A receiver that falls more than a few thousand lines
+    /// behind gets `Lagged` and should be dropped; ingest never waits for it.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEntry>> {
+        self.tail.subscribe()
+    }
+
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResult, Error> {
+        self.with_parts(|parts| search::search(parts, request))
+    }
+
+    pub fn stats(&self, request: &StatsRequest) -> Result<Stats, Error> {
+        self.with_parts(|parts| search::stats(parts, request))
+    }
+
+    /// Every line matching `query` in `[from, to)`, oldest first (for exports and metric
+    /// queries), at most `max` of them.
+    pub fn scan(&self, query: &Expr, from: i64, to: i64, max: usize) -> Result<Vec<Arc<StoredEntry>>, Error> {
+        self.with_parts(|parts| {
+            let mut out = Vec::new();
+            for part in parts {
+                if part.rows() == 0 || part.max_ts() < from || part.min_ts() >= to {
+                    continue;
+                }
+                let columns = part.columns();
+                let rows = search::candidates(query, *part)?.unwrap_or_else(|| (0..part.rows() as u32).collect());
+                for row in rows {
+                    let ts = columns.timestamps[row as usize];
+                    if ts < from || ts >= to {
+                        continue;
+                    }
+                    let stored = part.entry(row)?;
+                    if query.matches(&stored.entry) {
+                        out.push(stored);
+                        if out.len() >= max {
+                            break;
+                        }
+                    }
+                }
+            }
+            out.sort_by_key(|s| (s.entry.timestamp, s.id));
+            Ok(out)
+        })
+    }
+
+    /// Field names present on lines (model fields and free-form ones), sorted.
+    pub fn field_names(&self) -> Result<Vec<String>, Error> {
+        let prefix = "p\u{0}";
+        let names = self.keys(prefix)?;
+        Ok(names.into_iter().map(|k| k[prefix.len()..].to_string()).collect())
+    }
+
+    /// Distinct values of a field (lower-cased, as indexed), sorted.
+    pub fn field_values(&self, field: &str) -> Result<Vec<String>, Error> {
+        let prefix = format!("f\u{0}{field}\u{0}");
+        let keys = self.keys(&prefix)?;
+        Ok(keys.into_iter().map(|k| k[prefix.len()..].to_string()).collect())
+    }
+
+    fn keys(&self, prefix: &str) -> Result<BTreeSet<String>, Error> {
+        self.with_parts(|parts| {
+            let mut out = BTreeSet::new();
+            for part in parts {
+                out.extend(part.keys_with_prefix(prefix)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` over a consistent view: the head (under its read lock), frozen heads and
+    /// segments. Taking the head lock first means a concurrent flush cannot move lines out of
+    /// the head between the two looks.
+    fn with_parts<T>(&self, f: impl FnOnce(&[&dyn Partition]) -> Result<T, Error>) -> Result<T, Error> {
+        let head = self.head.read();
+        let parts = self.parts.read().clone();
+        let mut all: Vec<&dyn Partition> = vec![&*head];
+        all.extend(parts.frozen.iter().map(|f| &f.head as &dyn Partition));
+        all.extend(parts.segments.iter().map(|s| s.as_ref() as &dyn Partition));
+        f(&all)
+    }
+
+    pub fn store_stats(&self) -> StoreStats {
+        let parts = self.parts.read();
+        StoreStats {
+            segments: parts.segments.len(),
+            segment_bytes: parts.segments.iter().map(|s| s.size()).sum(),
+            head_lines: self.head.read().len() + parts.frozen.iter().map(|f| f.head.len()).sum::<usize>(),
+            lines_in_segments: parts.segments.iter().map(|s| s.rows() as u64).sum(),
+        }
+    }
+
+    /// Whether the head has reached a flush threshold.
+    pub fn needs_flush(&self) -> bool {
+        let head = self.head.read();
+        if head.is_empty() {
+            return false;
+        }
+        head.len() >= self.options.head_max_lines
+            || head.bytes() >= 256 << 20
+            || self.head_started.lock().is_some_and(|t| t.elapsed() >= self.options.head_max_age)
+    }
+
+    /// Flushes the head if due, then applies retention. Blocking; call off the async runtime.
+    pub fn maintain(&self, now: Timestamp) -> Result<(), Error> {
+        if self.needs_flush() {
+            self.flush()?;
+        }
+        self.apply_retention(now)
+    }
+
+    /// Writes the head (and any frozen head a failed flush left) into segments.
+    pub fn flush(&self) -> Result<(), Error> {
+        let _one_at_a_time = self.flushing.lock();
+        {
+            let mut writer = self.writer.lock();
+            let mut head = self.head.write();
+            if !head.is_empty() {
+                let closed = writer.wal.rotate()?;
+                let fresh = Head::new(closed + 1);
+                let old = std::mem::replace(&mut *head, fresh);
+                self.parts.write().frozen.push(Arc::new(Frozen { head: old, wal_to: closed }));
+                *self.head_started.lock() = None;
+            }
+        }
+        let frozen: Vec<Arc<Frozen>> = self.parts.read().frozen.clone();
+        for item in frozen {
+            let written = self.write_segments(&item)?;
+            let mut parts = self.parts.write();
+            parts.frozen.retain(|f| !Arc::ptr_eq(f, &item));
+            parts.segments.extend(written);
+            drop(parts);
+            self.writer.lock().wal.remove(item.head.first_wal, item.wal_to)?;
+        }
+        Ok(())
+    }
+
+    fn write_segments(&self, frozen: &Frozen) -> Result<Vec<Arc<Segment>>, Error> {
+        let mut by_partition: BTreeMap<i64, Vec<Arc<StoredEntry>>> = BTreeMap::new();
+        for stored in frozen.head.entries() {
+            let partition = stored.entry.timestamp.as_millis().div_euclid(PARTITION_MS) * PARTITION_MS;
+            by_partition.entry(partition).or_default().push(stored.clone());
+        }
+        let parts = u32::try_from(by_partition.len()).unwrap_or(u32::MAX);
+        let segment_dir = self.dir.join("segments");
+        let mut written = Vec::new();
+        for (part, (partition, mut entries)) in by_partition.into_iter().enumerate() {
+            entries.sort_by_key(|s| (s.entry.timestamp, s.id));
+            let origin = Origin {
+                wal_from: frozen.head.first_wal,
+                wal_to: frozen.wal_to,
+                part: u32::try_from(part).unwrap_or(u32::MAX),
+                parts,
+            };
+            let path = Segment::write(&segment_dir, partition, origin, &entries)?;
+            written.push(Arc::new(Segment::open(&path)?));
+        }
+        // The renames must be durable before the WAL files go.
+        if let Ok(dir) = fs::File::open(&segment_dir) {
+            dir.sync_all().map_err(|e| Error::io("sync", &segment_dir, e))?;
+        }
+        Ok(written)
+    }
+
+    fn apply_retention(&self, now: Timestamp) -> Result<(), Error> {
+        let oldest_kept = now.as_millis() - i64::try_from(self.options.retention.as_millis()).unwrap_or(i64::MAX);
+        let mut parts = self.parts.write();
+        parts.segments.sort_by_key(|s| (s.max_ts(), s.max_id()));
+        let mut total: u64 = parts.segments.iter().map(|s| s.size()).sum();
+        let mut removed = Vec::new();
+        parts.segments.retain(|segment| {
+            let expired = segment.max_ts() < oldest_kept;
+            let over = total > self.options.max_bytes;
+            if expired || over {
+                total -= segment.size();
+                removed.push(segment.path().to_path_buf());
+                return false;
+            }
+            true
+        });
+        drop(parts);
+        for path in removed {
+            tracing::info!(path = %path.display(), "log segment removed by retention");
+            fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl LogSink for LogStore {
+    fn append_logs(&self, entries: Vec<LogEntry>) -> Result<(), LogSinkError> {
+        self.append(entries).map(|_| ()).map_err(|e| LogSinkError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,426 @@
+//! Query execution over partitions (the head, frozen heads, segments).
+//!
+//! The index only narrows: [`candidates`] returns a superset of the matching rows (or `None`
+//! for "every row"), and every candidate line is tested with [`Expr::matches`] before it is
+//! returned. Statistics skip that test where [`exact_rows`] proves the index answer exact,
+//! which lets them read only the columns.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hubmon_model::{Level, LogEntry};
+use serde::{Deserialize, Serialize};
+
+use crate::partition::Partition;
+use crate::query::{CmpOp, Expr, Predicate};
+use crate::{Error, StoredEntry, text};
+
+/// Position after the last line of a page: lines strictly older (by timestamp, then id)
+/// come next. Rendered as `<timestamp ms>-<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub timestamp: i64,
+    pub id: u64,
+}
+
+impl Cursor {
+    pub fn parse(text: &str) -> Option<Cursor> {
+        let (ts, id) = text.rsplit_once('-')?;
+        Some(Cursor { timestamp: ts.parse().ok()?, id: id.parse().ok()? })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.timestamp, self.id)
+    }
+}
+
+/// A search: lines matching `query` with `from <= timestamp < to`, newest first.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub query: Expr,
+    pub from: i64,
+    pub to: i64,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+/// One matching line.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Hit {
+    pub id: u64,
+    #[serde(flatten)]
+    pub entry: LogEntry,
+    /// Matched words and phrases in `message`, as `[start, end)` character offsets.
+    pub highlights: Vec<[usize; 2]>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SearchResult {
+    pub hits: Vec<Hit>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// Lines the search tested against the query (a measure of its cost).
+    pub examined: usize,
+}
+
+/// Rows of `part` that may match `expr`, ascending; `None` when the index cannot narrow.
+pub(crate) fn candidates(expr: &Expr, part: &dyn Partition) -> Result<Option<Vec<u32>>, Error> {
+    Ok(match expr {
+        Expr::All | Expr::Not(_) => None,
+        Expr::And(parts) => {
+            let mut result: Option<Vec<u32>> = None;
+            for sub in parts {
+                if let Some(rows) = candidates(sub, part)? {
+                    result = Some(match result {
+                        None => rows,
+                        Some(current) => intersect(&current, &rows),
+                    });
+                    if result.as_ref().is_some_and(Vec::is_empty) {
+                        break;
+                    }
+                }
+            }
+            result
+        }
+        Expr::Or(parts) => {
+            let mut lists = Vec::new();
+            for sub in parts {
+                match candidates(sub, part)? {
+                    Some(rows) => lists.push(rows),
+                    None => return Ok(None),
+                }
+            }
+            Some(union(lists))
+        }
+        Expr::Is(predicate) => predicate_rows(predicate, part)?.map(|(rows, _)| rows),
+    })
+}
+
+/// Rows matching `expr` exactly, when the index alone can say so.
+pub(crate) fn exact_rows(expr: &Expr, part: &dyn Partition) -> Result<Option<Vec<u32>>, Error> {
+    Ok(match expr {
+        Expr::All => Some(all_rows(part)),
+        Expr::And(parts) => {
+            let mut result = all_rows(part);
+            for sub in parts {
+                match exact_rows(sub, part)? {
+                    Some(rows) => result = intersect(&result, &rows),
+                    None => return Ok(None),
+                }
+            }
+            Some(result)
+        }
+        Expr::Or(parts) => {
+            let mut lists = Vec::new();
+            for sub in parts {
+                match exact_rows(sub, part)? {
+                    Some(rows) => lists.push(rows),
+                    None => return Ok(None),
+                }
+            }
+            Some(union(lists))
+        }
+        Expr::Not(inner) => exact_rows(inner, part)?.map(|rows| complement(&rows, part.rows())),
+        Expr::Is(predicate) => match predicate_rows(predicate, part)? {
+            Some((rows, true)) => Some(rows),
+            _ => None,
+        },
+    })
+}
+
+/// Index rows for one predicate and whether they are exact.
+fn predicate_rows(predicate: &Predicate, part: &dyn Partition) -> Result<Option<(Vec<u32>, bool)>, Error> {
+    match predicate {
+        Predicate::Text(term) => {
+            let tokens: Vec<String> = text::tokens(term).collect();
+            let indexable: Vec<&String> =
+                tokens.iter().filter(|t| t.chars().count() <= text::MAX_TOKEN_CHARS).collect();
+            if indexable.is_empty() {
+                return Ok(None);
+            }
+            // One word made only of word characters is exactly its token.
+            let exact = tokens.len() == 1 && indexable.len() == 1 && term.chars().all(text::is_word_char);
+            let mut result: Option<Vec<u32>> = None;
+            for token in indexable {
+                let rows = part.postings(&text::token_key(token))?;
+                result = Some(match result {
+                    None => rows,
+                    Some(current) => intersect(&current, &rows),
+                });
+            }
+            Ok(result.map(|rows| (rows, exact)))
+        }
+        Predicate::FieldIs { field, values } => {
+            if field == "timestamp" || values.iter().any(|v| v.len() > text::MAX_INDEXED_VALUE_BYTES) {
+                return Ok(None);
+            }
+            let mut lists = Vec::new();
+            for value in values {
+                lists.push(part.postings(&text::field_key(field, value))?);
+            }
+            Ok(Some((union(lists), true)))
+        }
+        Predicate::FieldExists(field) => {
+            if field == "timestamp" || field == "message" {
+                return Ok(None);
+            }
+            Ok(Some((part.postings(&text::field_presence_key(field))?, true)))
+        }
+        Predicate::FieldCmp { field, op, value } if field == "level" => {
+            let mut lists = Vec::new();
+            for level in Level::ALL {
+                let code = f64::from(level.code());
+                let holds = match op {
+                    CmpOp::Gt => code > *value,
+                    CmpOp::Ge => code >= *value,
+                    CmpOp::Lt => code < *value,
+                    CmpOp::Le => code <= *value,
+                };
+                if holds {
+                    lists.push(part.postings(&text::field_key("level", level.as_str()))?);
+                }
+            }
+            Ok(Some((union(lists), true)))
+        }
+        Predicate::FieldCmp { .. } => Ok(None),
+    }
+}
+
+fn all_rows(part: &dyn Partition) -> Vec<u32> {
+    (0..part.rows() as u32).collect()
+}
+
+fn complement(rows: &[u32], total: usize) -> Vec<u32> {
+    let mut out = Vec::with_capacity(total.saturating_sub(rows.len()));
+    let mut next = rows.iter().peekable();
+    for row in 0..total as u32 {
+        if next.peek() == Some(&&row) {
+            next.next();
+        } else {
+            out.push(row);
+        }
+    }
+    out
+}
+
+pub(crate) fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+fn union(lists: Vec<Vec<u32>>) -> Vec<u32> {
+    let mut all: Vec<u32> = lists.into_iter().flatten().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// Searches the partitions (any order) and returns the newest `limit` matches.
+pub(crate) fn search(parts: &[&dyn Partition], request: &SearchRequest) -> Result<SearchResult, Error> {
+    let limit = request.limit.max(1);
+    let mut order: Vec<&&dyn Partition> =
+        parts.iter().filter(|p| p.rows() > 0 && p.max_ts() >= request.from && p.min_ts() < request.to).collect();
+    order.sort_by_key(|p| Reverse(p.max_ts()));
+    let terms = request.query.highlight_terms();
+    // Newest first; one more than the limit tells whether there is a next page.
+    let mut kept: Vec<(Cursor, Arc<StoredEntry>)> = Vec::new();
+    let mut examined = 0;
+    for part in order {
+        if kept.len() > limit && kept.last().is_some_and(|(c, _)| c.timestamp > part.max_ts()) {
+            continue;
+        }
+        let columns = part.columns();
+        let rows = match candidates(&request.query, *part)? {
+            Some(rows) => rows,
+            None => all_rows(*part),
+        };
+        let in_range = |row: &u32| {
+            let ts = columns.timestamps[*row as usize];
+            let position = Cursor { timestamp: ts, id: columns.ids[*row as usize] };
+            ts >= request.from && ts < request.to && request.cursor.is_none_or(|c| position < c)
+        };
+        let mut rows: Vec<u32> = rows.into_iter().filter(in_range).collect();
+        if part.time_ordered() {
+            rows.reverse();
+        } else {
+            rows.sort_unstable_by_key(|r| Reverse((columns.timestamps[*r as usize], columns.ids[*r as usize])));
+        }
+        // `kept` is sorted here: nothing older than its last line can make the page.
+        let worst = if kept.len() > limit { kept.last().map(|(c, _)| *c) } else { None };
+        let mut found = 0;
+        for row in rows {
+            let position = Cursor { timestamp: columns.timestamps[row as usize], id: columns.ids[row as usize] };
+            if worst.is_some_and(|w| position < w) {
+                break;
+            }
+            examined += 1;
+            let stored = part.entry(row)?;
+            if request.query.matches(&stored.entry) {
+                kept.push((position, stored));
+                found += 1;
+                if found > limit {
+                    break;
+                }
+            }
+        }
+        kept.sort_by_key(|(c, _)| Reverse(*c));
+        kept.truncate(limit + 1);
+    }
+    let more = kept.len() > limit;
+    kept.truncate(limit);
+    let next_cursor = if more { kept.last().map(|(c, _)| c.to_string()) } else { None };
+    let hits = kept
+        .into_iter()
+        .map(|(_, stored)| Hit {
+            id: stored.id,
+            highlights: highlights(&stored.entry.message, &terms),
+            entry: stored.entry.clone(),
+        })
+        .collect();
+    Ok(SearchResult { hits, next_cursor, examined })
+}
+
+/// Character ranges of the terms in `message`, sorted and merged.
+pub fn highlights(message: &str, terms: &[String]) -> Vec<[usize; 2]> {
+    let mut ranges: Vec<(usize, usize)> = terms.iter().flat_map(|t| text::find_term(message, t)).collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    let char_at = |byte: usize| message[..byte].chars().count();
+    merged.into_iter().map(|(s, e)| [char_at(s), char_at(e)]).collect()
+}
+
+/// A statistics request: counts per `step` bucket over `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct StatsRequest {
+    pub query: Expr,
+    pub from: i64,
+    pub to: i64,
+    pub step: i64,
+    pub top: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Bucket {
+    /// Start of the bucket (ms since the epoch).
+    pub start: i64,
+    pub total: u64,
+    /// Lines per level name.
+    pub levels: HashMap<String, u64>,
+    /// Lines per category.
+    pub categories: HashMap<String, u64>,
+    /// Lines of level error or critical.
+    pub errors: u64,
+    /// `errors / total`, 0 for an empty bucket.
+    pub error_rate: f64,
+    /// Bytes of message text.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TopMessage {
+    /// The message with numbers and ids folded into `<*>`.
+    pub template: String,
+    pub count: u64,
+    /// The most severe level seen with it.
+    pub level: Level,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Stats {
+    pub from: i64,
+    pub to: i64,
+    pub step: i64,
+    pub total: u64,
+    pub levels: HashMap<String, u64>,
+    pub categories: HashMap<String, u64>,
+    pub buckets: Vec<Bucket>,
+    pub top_messages: Vec<TopMessage>,
+}
+
+pub(crate) fn stats(parts: &[&dyn Partition], request: &StatsRequest) -> Result<Stats, Error> {
+    let step = request.step.max(1);
+    let count = usize::try_from((request.to - request.from).max(0).div_euclid(step) + 1).unwrap_or(1).min(100_000);
+    let mut buckets: Vec<Bucket> =
+        (0..count).map(|i| Bucket { start: request.from + i as i64 * step, ..Default::default() }).collect();
+    let mut templates: HashMap<String, (u64, u8)> = HashMap::new();
+    for part in parts {
+        if part.rows() == 0 || part.max_ts() < request.from || part.min_ts() >= request.to {
+            continue;
+        }
+        let columns = part.columns();
+        let (rows, exact) = match exact_rows(&request.query, *part)? {
+            Some(rows) => (rows, true),
+            None => (candidates(&request.query, *part)?.unwrap_or_else(|| all_rows(*part)), false),
+        };
+        for row in rows {
+            let r = row as usize;
+            let ts = columns.timestamps[r];
+            if ts < request.from || ts >= request.to {
+                continue;
+            }
+            if !exact && !request.query.matches(&part.entry(row)?.entry) {
+                continue;
+            }
+            let Some(bucket) = buckets.get_mut(((ts - request.from) / step) as usize) else { continue };
+            let level = Level::from_code(columns.levels[r]).unwrap_or(Level::Info);
+            bucket.total += 1;
+            bucket.bytes += u64::from(columns.message_bytes[r]);
+            *bucket.levels.entry(level.as_str().to_string()).or_default() += 1;
+            let category = columns.category_names.get(columns.categories[r] as usize).cloned().unwrap_or_default();
+            *bucket.categories.entry(category).or_default() += 1;
+            if level >= Level::Error {
+                bucket.errors += 1;
+            }
+            if let Some(template) = columns.template_texts.get(columns.templates[r] as usize) {
+                let slot = templates.entry(template.clone()).or_default();
+                slot.0 += 1;
+                slot.1 = slot.1.max(columns.levels[r]);
+            }
+        }
+    }
+    let mut levels: HashMap<String, u64> = HashMap::new();
+    let mut categories: HashMap<String, u64> = HashMap::new();
+    let mut total = 0;
+    for bucket in &mut buckets {
+        bucket.error_rate = if bucket.total == 0 { 0.0 } else { bucket.errors as f64 / bucket.total as f64 };
+        total += bucket.total;
+        for (k, v) in &bucket.levels {
+            *levels.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &bucket.categories {
+            *categories.entry(k.clone()).or_default() += v;
+        }
+    }
+    let mut top: Vec<TopMessage> = templates
+        .into_iter()
+        .map(|(template, (count, level))| TopMessage {
+            template,
+            count,
+            level: Level::from_code(level).unwrap_or(Level::Info),
+        })
+        .collect();
+    top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.template.cmp(&b.template)));
+    top.truncate(request.top);
+    Ok(Stats { from: request.from, to: request.to, step, total, levels, categories, buckets, top_messages: top })
+}

@@ -1,0 +1,220 @@
+//! Store-level tests: durability, flush and recovery, search against a scan, retention.
+
+use std::time::Duration;
+
+use hubmon_model::{Level, LogEntry, Timestamp};
+
+use super::*;
+
+const HOUR: i64 = 3_600_000;
+
+fn line(ts: i64, level: Level, message: &str) -> LogEntry {
+    LogEntry::new(Timestamp(ts), level, message)
+}
+
+fn everything(store: &LogStore, query: &str) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .search(&SearchRequest {
+                query: Expr::parse(query).unwrap(),
+                from: i64::MIN,
+                to: i64::MAX,
+                limit: 7,
+                cursor,
+            })
+            .unwrap();
+        ids.extend(page.hits.iter().map(|h| h.id));
+        match page.next_cursor {
+            Some(next) => cursor = Cursor::parse(&next),
+            None => return ids,
+        }
+    }
+}
+
+fn sample(store: &LogStore) {
+    let base = 1_700_000_000_000;
+    let mut batch = Vec::new();
+    for i in 0..300i64 {
+        let level = [Level::Info, Level::Warning, Level::Error][(i % 3) as usize];
+        let mut entry = line(base + (i % 50) * 600_000 + i, level, &format!("request {i} took {}ms", i * 7));
+        entry.request_id = Some(format!("req-{i}"));
+        entry.category = if i % 4 == 0 { "database".into() } else { "api".into() };
+        entry.fields.insert("status".into(), serde_json::json!(200 + (i % 5) * 100));
+        if i % 10 == 0 {
+            entry.message.push_str(" connection refused");
+        }
+        batch.push(entry);
+    }
+    store.append(batch).unwrap();
+}
+
+fn expected(store: &LogStore, query: &str) -> Vec<u64> {
+    let expr = Expr::parse(query).unwrap();
+    let mut all = store.scan(&Expr::All, i64::MIN, i64::MAX, usize::MAX).unwrap();
+    all.retain(|s| expr.matches(&s.entry));
+    all.sort_by_key(|s| std::cmp::Reverse((s.entry.timestamp, s.id)));
+    all.into_iter().map(|s| s.id).collect()
+}
+
+const QUERIES: [&str; 9] = [
+    "",
+    "level:error",
+    "\"connection refused\"",
+    "category:db -level:info",
+    "status:>=500",
+    "request_id:req-42",
+    "took (refused OR level:warning)",
+    "status:(200 OR 600) level:>=warning",
+    "req-42",
+];
+
+#[test]
+fn search_pages_newest_first_in_head_and_segments_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    sample(&store);
+    let mut in_head = Vec::new();
+    for query in QUERIES {
+        let got = everything(&store, query);
+        assert_eq!(got, expected(&store, query), "{query}");
+        in_head.push(got);
+    }
+    assert_eq!(in_head[0].len(), 300);
+    assert_eq!(in_head[5].len(), 1);
+    store.flush().unwrap();
+    assert!(store.store_stats().segments > 1, "one segment per hour");
+    for (query, before) in QUERIES.iter().zip(&in_head) {
+        assert_eq!(&everything(&store, query), before, "{query} after flush");
+    }
+    // Half in segments, half in the head.
+    sample(&store);
+    for query in QUERIES {
+        assert_eq!(everything(&store, query), expected(&store, query), "{query} mixed");
+    }
+}
+
+#[test]
+fn acknowledged_lines_survive_reopen_and_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = LogStore::open(dir.path(), Options::default()).unwrap();
+        sample(&store);
+        store.flush().unwrap();
+        store.append(vec![line(1_700_000_000_000, Level::Error, "after the flush")]).unwrap();
+    }
+    // A crash mid-write leaves half a record behind.
+    let wal_dir = dir.path().join("wal");
+    let newest = fs::read_dir(&wal_dir).unwrap().map(|e| e.unwrap().path()).max().unwrap();
+    let mut bytes = fs::read(&newest).unwrap();
+    bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2]);
+    fs::write(&newest, bytes).unwrap();
+
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(everything(&store, "").len(), 301);
+    assert_eq!(everything(&store, "flush").len(), 1);
+    let ids = store.append(vec![line(1_700_000_000_001, Level::Info, "next")]).unwrap();
+    assert_eq!(ids, vec![302], "ids continue after recovery");
+}
+
+#[test]
+fn a_flush_that_died_half_way_is_replayed_from_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = LogStore::open(dir.path(), Options::default()).unwrap();
+        sample(&store);
+        store.flush().unwrap();
+    }
+    // Pretend the WAL deletion and some segment renames never happened: bring back a WAL
+    // with the same lines and remove one segment of the group.
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    let all = store.scan(&Expr::All, i64::MIN, i64::MAX, usize::MAX).unwrap();
+    drop(store);
+    let segments: Vec<_> = fs::read_dir(dir.path().join("segments")).unwrap().map(|e| e.unwrap().path()).collect();
+    let first = segments.iter().min().unwrap();
+    let origin = Segment::open(first).unwrap().origin().clone();
+    fs::remove_file(first).unwrap();
+    let mut wal_bytes = Vec::new();
+    for stored in &all {
+        let payload = serde_json::to_vec(stored.as_ref()).unwrap();
+        wal_bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        wal_bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        wal_bytes.extend_from_slice(&payload);
+    }
+    fs::write(dir.path().join("wal").join(format!("{:016}.wal", origin.wal_to)), wal_bytes).unwrap();
+
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(store.store_stats().segments, 0, "the incomplete group is dropped");
+    assert_eq!(everything(&store, "").len(), 300, "and its lines come back from the WAL, once");
+}
+
+#[test]
+fn retention_drops_old_and_oversized_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { retention: Duration::from_secs(3600), ..Options::default() };
+    let store = LogStore::open(dir.path(), options).unwrap();
+    let now = 1_700_000_000_000;
+    store.append(vec![line(now - 5 * HOUR, Level::Info, "old"), line(now - 60_000, Level::Info, "new")]).unwrap();
+    store.flush().unwrap();
+    store.maintain(Timestamp(now)).unwrap();
+    assert_eq!(everything(&store, ""), vec![2]);
+
+    let tiny = Options { max_bytes: 1, ..Options::default() };
+    drop(store);
+    let store = LogStore::open(dir.path(), tiny).unwrap();
+    store.maintain(Timestamp(now)).unwrap();
+    assert!(everything(&store, "").is_empty());
+    assert_eq!(fs::read_dir(dir.path().join("segments")).unwrap().count(), 0);
+}
+
+#[test]
+fn stats_count_levels_categories_and_templates_per_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    sample(&store);
+    let request = |query: &str| StatsRequest {
+        query: Expr::parse(query).unwrap(),
+        from: 1_700_000_000_000,
+        to: 1_700_000_000_000 + 50 * 600_000,
+        step: HOUR,
+        top: 3,
+    };
+    let check = |store: &LogStore| {
+        let stats = store.stats(&request("")).unwrap();
+        assert_eq!(stats.total, 300);
+        assert_eq!(stats.levels["error"], 100);
+        assert_eq!(stats.categories["database"], 75);
+        assert_eq!(stats.buckets.iter().map(|b| b.total).sum::<u64>(), 300);
+        assert_eq!(stats.top_messages[0].template, "request <*> took <*>");
+        assert_eq!(stats.top_messages[0].count, 270);
+        let errors = store.stats(&request("status:>=500")).unwrap();
+        assert_eq!(errors.total, 120, "a scanned filter");
+        let refused = store.stats(&request("\"connection refused\" -level:info")).unwrap();
+        assert_eq!(refused.total, 20);
+    };
+    check(&store);
+    store.flush().unwrap();
+    check(&store);
+}
+
+#[test]
+fn tail_sees_every_appended_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    let mut tail = store.subscribe();
+    store.append(vec![line(1, Level::Info, "a"), line(2, Level::Info, "b")]).unwrap();
+    assert_eq!(tail.try_recv().unwrap().entry.message, "a");
+    assert_eq!(tail.try_recv().unwrap().entry.message, "b");
+}
+
+#[test]
+fn field_names_and_values_come_from_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    sample(&store);
+    store.flush().unwrap();
+    let names = store.field_names().unwrap();
+    assert!(names.contains(&"status".to_string()) && names.contains(&"level".to_string()), "{names:?}");
+    assert_eq!(store.field_values("level").unwrap(), ["error", "info", "warning"]);
+}
