@@ -5,12 +5,14 @@
 //! data and does no I/O. Values are parsed at the edge (config files, HTTP) into these types
 //! and trusted inside.
 
+mod alert;
 mod duration;
 mod log;
 mod role;
 mod series;
 mod time;
 
+pub use alert::{Alert, AlertStatus, Severity, SeverityError};
 pub use duration::{DurationError, PromDuration};
 pub use log::{
     DEFAULT_CATEGORY, Level, LogEntry, LogSink, LogSinkError, MODEL_FIELDS, json_text, normalize_category,

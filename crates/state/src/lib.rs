@@ -14,6 +14,7 @@
 //! method that changes or removes an entry, and a trigger refuses it in SQL too.
 
 mod error;
+mod notify;
 mod records;
 mod secrets;
 mod sql;
@@ -22,6 +23,10 @@ use async_trait::async_trait;
 use hubmon_model::Timestamp;
 
 pub use error::Error;
+pub use notify::{
+    Attempt, AttemptOutcome, Channel, Claim, DeliveryStatus, InboxMessage, NewAttempt, NewChannel, NewInboxMessage,
+    NewNotification, Notification, NotificationQuery, NotifyStore,
+};
 pub use records::*;
 pub use secrets::{SecretError, Secrets, mask as mask_secret};
 pub use sql::{SqlStore, StoreLocation};
@@ -30,7 +35,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything the rest of hubmon may ask of the state store.
 #[async_trait]
-pub trait StateStore: Send + Sync + 'static {
+pub trait StateStore: NotifyStore + Send + Sync + 'static {
     /// Which backend this is, for logs and the readiness report.
     fn backend(&self) -> &'static str;
 
