@@ -1,0 +1,368 @@
+//! One structured line into the model: a JSON object, or a logfmt line, with the field names
+//! loggers actually use (`msg`, `lvl`, `@timestamp`, `requestId`, Python's `levelname`, …)
+//! mapped onto [`LogEntry`]'s fields and everything else kept as free-form fields.
+
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
+use hubmon_model::{Level, LogEntry, Timestamp, normalize_category};
+use serde_json::{Map, Value};
+
+use super::Limits;
+
+const TIMESTAMP_KEYS: [&str; 7] = ["timestamp", "ts", "time", "@timestamp", "t", "datetime", "asctime"];
+const LEVEL_KEYS: [&str; 7] = ["level", "lvl", "severity", "loglevel", "log_level", "levelname", "log.level"];
+const MESSAGE_KEYS: [&str; 7] = ["message", "msg", "@message", "text", "event", "body", "log"];
+const MODULE_KEYS: [&str; 5] = ["module", "logger", "logger_name", "target", "component"];
+const FUNCTION_KEYS: [&str; 4] = ["function", "func", "funcName", "fn"];
+const LINE_KEYS: [&str; 3] = ["line", "lineno", "lineNumber"];
+const REQUEST_ID_KEYS: [&str; 5] = ["request_id", "requestId", "requestID", "req_id", "x_request_id"];
+const USER_ID_KEYS: [&str; 4] = ["user_id", "userId", "uid", "user"];
+const SERVICE_KEYS: [&str; 4] = ["service", "service_name", "app", "application"];
+const HOST_KEYS: [&str; 2] = ["host", "hostname"];
+const CATEGORY_KEYS: [&str; 2] = ["category", "cat"];
+
+/// Builds an entry from a JSON object. `received` is used when the line has no timestamp.
+/// The message may come back empty; callers decide whether that is acceptable.
+pub fn from_object(mut object: Map<String, Value>, received: Timestamp, limits: &Limits) -> Result<LogEntry, String> {
+    let timestamp = match take(&mut object, &TIMESTAMP_KEYS) {
+        Some((key, value)) => parse_timestamp(&value, received).map_err(|e| format!("field {key:?}: {e}"))?,
+        None => received,
+    };
+    let mut entry = LogEntry::new(timestamp, Level::Info, String::new());
+    if let Some((_, value)) = take(&mut object, &LEVEL_KEYS) {
+        entry.level = level_of(&value).unwrap_or_else(|| {
+            object.insert("level_original".into(), value.clone());
+            Level::Info
+        });
+    }
+    if let Some((_, value)) = take_text(&mut object, &MESSAGE_KEYS) {
+        entry.message = value;
+    }
+    if let Some((_, value)) = take_text(&mut object, &CATEGORY_KEYS) {
+        entry.category = normalize_category(&value);
+    }
+    entry.module = take_text(&mut object, &MODULE_KEYS).map(|(_, v)| v);
+    entry.function = take_text(&mut object, &FUNCTION_KEYS).map(|(_, v)| v);
+    if let Some((key, value)) = take(&mut object, &LINE_KEYS) {
+        match value.as_u64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok())) {
+            Some(line) => entry.line = u32::try_from(line).ok(),
+            None => {
+                object.insert(key, value);
+            }
+        }
+    }
+    entry.request_id = take_text(&mut object, &REQUEST_ID_KEYS).map(|(_, v)| v);
+    entry.user_id = take_text(&mut object, &USER_ID_KEYS).map(|(_, v)| v);
+    entry.service = take_text(&mut object, &SERVICE_KEYS).map(|(_, v)| v);
+    entry.host = take_text(&mut object, &HOST_KEYS).map(|(_, v)| v);
+    if object.len() > limits.max_fields {
+        return Err(format!("{} fields, more than the limit of {}", object.len(), limits.max_fields));
+    }
+    entry.fields = object;
+    Ok(entry)
+}
+
+/// The level named by a JSON value: a name or alias, or a number (Python's 10…50,
+/// syslog-like 0…7 is not guessed).
+fn level_of(value: &Value) -> Option<Level> {
+    match value {
+        Value::String(text) => Level::parse(text),
+        Value::Number(n) => match n.as_u64()? {
+            0..=10 => Some(Level::Debug),
+            11..=20 => Some(Level::Info),
+            21..=30 => Some(Level::Warning),
+            31..=40 => Some(Level::Error),
+            _ => Some(Level::Critical),
+        },
+        _ => None,
+    }
+}
+
+/// Removes the first present key of `keys` whose value is not null.
+fn take(object: &mut Map<String, Value>, keys: &[&str]) -> Option<(String, Value)> {
+    for key in keys {
+        if object.get(*key).is_some_and(|v| !v.is_null()) {
+            return object.remove(*key).map(|v| (key.to_string(), v));
+        }
+    }
+    None
+}
+
+/// Like [`take`], for text fields: strings and numbers are taken, objects are left in place.
+fn take_text(object: &mut Map<String, Value>, keys: &[&str]) -> Option<(String, String)> {
+    for key in keys {
+        let text = match object.get(*key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            _ => continue,
+        };
+        object.remove(*key);
+        return Some((key.to_string(), text));
+    }
+    None
+}
+
+/// A timestamp in any format people send: RFC 3339, epoch seconds / ms / µs / ns (number or
+/// text, told apart by size), `2024-05-01 12:00:00[.123]` (UTC), RFC 2822, syslog's
+/// `May  1 12:00:00` (the year of `received`).
+pub fn parse_timestamp(value: &Value, received: Timestamp) -> Result<Timestamp, String> {
+    match value {
+        Value::Number(n) => {
+            if let Some(int) = n.as_i64() {
+                return Ok(Timestamp(epoch_to_ms(int as f64, Some(int))));
+            }
+            let float = n.as_f64().ok_or("not a number")?;
+            Ok(Timestamp(epoch_to_ms(float, None)))
+        }
+        Value::String(text) => parse_timestamp_text(text, received),
+        other => Err(format!("{other} is not a timestamp")),
+    }
+}
+
+pub fn parse_timestamp_text(text: &str, received: Timestamp) -> Result<Timestamp, String> {
+    let text = text.trim();
+    let bad = || format!("{text:?} is not a timestamp (use RFC 3339 or epoch seconds/ms/ns)");
+    if let Ok(int) = text.parse::<i64>() {
+        return Ok(Timestamp(epoch_to_ms(int as f64, Some(int))));
+    }
+    if let Ok(float) = text.parse::<f64>() {
+        if !float.is_finite() {
+            return Err(bad());
+        }
+        return Ok(Timestamp(epoch_to_ms(float, None)));
+    }
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Timestamp(time.timestamp_millis()));
+    }
+    if let Ok(time) = DateTime::parse_from_rfc2822(text) {
+        return Ok(Timestamp(time.timestamp_millis()));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S,%3f", "%Y/%m/%d %H:%M:%S%.f"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(Timestamp(naive.and_utc().timestamp_millis()));
+        }
+    }
+    syslog_date(text, received).ok_or_else(bad)
+}
+
+/// `Mmm dd hh:mm:ss` (RFC 3164), in the year of `received`, or the year before when that
+/// would put it more than a day in the future (a December line read in January).
+pub fn syslog_date(text: &str, received: Timestamp) -> Option<Timestamp> {
+    let now = received.to_datetime();
+    let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for year in [now.year(), now.year() - 1] {
+        let with_year = format!("{year} {collapsed}");
+        if let Ok(naive) = NaiveDateTime::parse_from_str(&with_year, "%Y %b %d %H:%M:%S%.f") {
+            let time = Utc.from_utc_datetime(&naive);
+            if time.timestamp_millis() <= received.as_millis() + 86_400_000 {
+                return Some(Timestamp(time.timestamp_millis()));
+            }
+        }
+    }
+    None
+}
+
+/// Epoch value to ms, guessing the unit by magnitude (seconds until year 5138, then ms,
+/// µs, ns). `exact` keeps integer precision for ns values.
+fn epoch_to_ms(value: f64, exact: Option<i64>) -> i64 {
+    let magnitude = value.abs();
+    match exact {
+        Some(int) if magnitude >= 1e17 => int / 1_000_000,
+        Some(int) if magnitude >= 1e14 => int / 1_000,
+        Some(int) if magnitude >= 1e11 => int,
+        _ if magnitude >= 1e17 => (value / 1e6) as i64,
+        _ if magnitude >= 1e14 => (value / 1e3) as i64,
+        _ if magnitude >= 1e11 => value as i64,
+        _ => (value * 1000.0).round() as i64,
+    }
+}
+
+/// Parses `key=value key2="quoted value" flag` pairs. `None` unless the whole line is logfmt
+/// with at least two pairs (so prose with one `=` in it stays prose).
+pub fn logfmt(line: &str) -> Option<Map<String, Value>> {
+    let mut object = Map::new();
+    let mut chars = line.trim().chars().peekable();
+    while chars.peek().is_some() {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            if c == '"' {
+                return None;
+            }
+            key.push(c);
+            chars.next();
+        }
+        if key.is_empty() {
+            if chars.peek().is_some() {
+                return None;
+            }
+            break;
+        }
+        let value = if chars.peek() == Some(&'=') {
+            chars.next();
+            let mut value = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                let mut closed = false;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => match chars.next() {
+                            Some('n') => value.push('\n'),
+                            Some('t') => value.push('\t'),
+                            Some(other) => value.push(other),
+                            None => return None,
+                        },
+                        '"' => {
+                            closed = true;
+                            break;
+                        }
+                        other => value.push(other),
+                    }
+                }
+                if !closed || chars.peek().is_some_and(|c| !c.is_whitespace()) {
+                    return None;
+                }
+            } else {
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() {
+                        break;
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+            }
+            Value::String(value)
+        } else {
+            Value::Bool(true)
+        };
+        object.insert(key, value);
+    }
+    let pairs = object.values().filter(|v| v.is_string()).count();
+    (pairs >= 2).then_some(object)
+}
+
+/// A line of text into an entry: a JSON object or logfmt line is parsed into fields; any
+/// other text becomes the message. An empty structured message falls back to the raw line.
+pub fn parse_line(line: &str, received: Timestamp, limits: &Limits) -> Result<LogEntry, String> {
+    if line.len() > limits.max_line_bytes {
+        return Err(format!("line is {} bytes, more than the limit of {}", line.len(), limits.max_line_bytes));
+    }
+    let trimmed = line.trim();
+    if trimmed.starts_with('{')
+        && let Ok(Value::Object(object)) = serde_json::from_str::<Value>(trimmed)
+    {
+        let mut entry = from_object(object, received, limits)?;
+        if entry.message.is_empty() {
+            entry.message = trimmed.to_string();
+        }
+        return Ok(entry);
+    }
+    if let Some(object) = logfmt(trimmed) {
+        let mut entry = from_object(object, received, limits)?;
+        if entry.message.is_empty() {
+            entry.message = trimmed.to_string();
+        }
+        return Ok(entry);
+    }
+    Ok(LogEntry::new(received, Level::Info, line.trim_end_matches(['\r', '\n'])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: Timestamp = Timestamp(1_714_564_800_000);
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn common_field_names_map_onto_the_model() {
+        let entry = from_object(
+            object(json!({"@timestamp": "2024-05-01T12:00:01Z", "lvl": "WARN", "msg": "slow", "logger": "db.pool",
+                "funcName": "acquire", "lineno": 42, "requestId": "r-1", "userId": 7, "app": "shop",
+                "hostname": "h1", "category": "DB", "status": 503})),
+            NOW,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(entry.timestamp, Timestamp(1_714_564_801_000));
+        assert_eq!(entry.level, Level::Warning);
+        assert_eq!(entry.message, "slow");
+        assert_eq!(entry.module.as_deref(), Some("db.pool"));
+        assert_eq!(entry.function.as_deref(), Some("acquire"));
+        assert_eq!(entry.line, Some(42));
+        assert_eq!(entry.request_id.as_deref(), Some("r-1"));
+        assert_eq!(entry.user_id.as_deref(), Some("7"));
+        assert_eq!(entry.service.as_deref(), Some("shop"));
+        assert_eq!(entry.host.as_deref(), Some("h1"));
+        assert_eq!(entry.category, "database");
+        assert_eq!(entry.fields.get("status"), Some(&json!(503)));
+    }
+
+    #[test]
+    fn timestamps_in_every_format() {
+        let expected = Timestamp(1_714_564_800_000);
+        for value in [
+            json!("2024-05-01T12:00:00Z"),
+            json!("2024-05-01T14:00:00+02:00"),
+            json!(1_714_564_800),
+            json!(1_714_564_800.0),
+            json!(1_714_564_800_000i64),
+            json!(1_714_564_800_000_000i64),
+            json!(1_714_564_800_000_000_000i64),
+            json!("1714564800000000000"),
+            json!("2024-05-01 12:00:00"),
+            json!("2024-05-01 12:00:00,000"),
+            json!("Wed, 01 May 2024 12:00:00 +0000"),
+            json!("May  1 12:00:00"),
+        ] {
+            assert_eq!(parse_timestamp(&value, NOW), Ok(expected), "{value}");
+        }
+        assert!(parse_timestamp(&json!("yesterday"), NOW).is_err());
+        assert!(parse_timestamp(&json!({"a": 1}), NOW).is_err());
+    }
+
+    #[test]
+    fn logfmt_lines_are_structured_and_prose_is_not() {
+        let entry = parse_line(
+            r#"ts=2024-05-01T12:00:00Z level=error msg="upstream failed" status=502 retry"#,
+            NOW,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(entry.level, Level::Error);
+        assert_eq!(entry.message, "upstream failed");
+        assert_eq!(entry.fields.get("status"), Some(&json!("502")));
+        assert_eq!(entry.fields.get("retry"), Some(&json!(true)));
+        let prose = parse_line("set x=1 before starting", NOW, &Limits::default()).unwrap();
+        assert_eq!(prose.message, "set x=1 before starting");
+        assert!(prose.fields.is_empty());
+    }
+
+    #[test]
+    fn too_many_fields_and_oversized_lines_are_refused() {
+        let mut many = Map::new();
+        for i in 0..10_000 {
+            many.insert(format!("f{i}"), json!(i));
+        }
+        let error = from_object(many, NOW, &Limits::default()).unwrap_err();
+        assert!(error.contains("10000 fields"), "{error}");
+        let long = "x".repeat(300 * 1024);
+        assert!(parse_line(&long, NOW, &Limits::default()).unwrap_err().contains("limit"));
+    }
+
+    #[test]
+    fn unknown_levels_are_kept_as_info_with_the_original() {
+        let entry = from_object(object(json!({"level": "LOUD", "msg": "x"})), NOW, &Limits::default()).unwrap();
+        assert_eq!(entry.level, Level::Info);
+        assert_eq!(entry.fields.get("level_original"), Some(&json!("LOUD")));
+    }
+}
