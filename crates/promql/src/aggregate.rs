@@ -138,19 +138,90 @@ fn top_k(vector: Vector, k: f64, top: bool, grouping: &impl Fn(&Labels) -> Label
     }
     let k = if k >= usize::MAX as f64 { usize::MAX } else { k as usize };
     let mut out = Vec::new();
-    for (_, mut members) in groups(vector, grouping) {
-        // NaN sorts last for both topk and bottomk: it is the least wanted element.
-        members.sort_by(|(_, a), (_, b)| match (a.is_nan(), b.is_nan()) {
+    for (_, members) in groups(vector, grouping) {
+        let mut kept = KeptHeap { items: Vec::with_capacity(k.min(members.len())), top };
+        for member in members {
+            kept.offer(member, k);
+        }
+        // Output order: best first; NaN last.
+        kept.items.sort_by(|(_, a), (_, b)| match (a.is_nan(), b.is_nan()) {
             (true, true) => std::cmp::Ordering::Equal,
             (true, false) => std::cmp::Ordering::Greater,
             (false, true) => std::cmp::Ordering::Less,
             _ if top => b.total_cmp(a),
             _ => a.total_cmp(b),
         });
-        members.truncate(k);
-        out.extend(members);
+        out.extend(kept.items);
     }
     out
+}
+
+/// The k kept elements of `topk`/`bottomk`, as the binary heap Prometheus keeps them: the
+/// least wanted element (NaN first) on top, replaced only by a strictly better one. Which of
+/// several equal values survives depends on the heap's layout, so to answer what Prometheus
+/// answers on ties this reproduces its heap operations (Go's `container/heap`) step by step.
+struct KeptHeap {
+    items: Vector,
+    top: bool,
+}
+
+impl KeptHeap {
+    /// Whether element `i` belongs above element `j` (is less wanted).
+    fn less(&self, i: usize, j: usize) -> bool {
+        let (a, b) = (self.items[i].1, self.items[j].1);
+        if a.is_nan() {
+            return true;
+        }
+        if self.top { a < b } else { a > b }
+    }
+
+    fn offer(&mut self, member: (Labels, f64), k: usize) {
+        if self.items.len() < k {
+            self.items.push(member);
+            self.up(self.items.len() - 1);
+            return;
+        }
+        let (worst, value) = (self.items[0].1, member.1);
+        let better = if self.top { worst < value } else { worst > value };
+        if better || (worst.is_nan() && !value.is_nan()) {
+            self.items[0] = member;
+            if k > 1 && !self.down(0) {
+                self.up(0);
+            }
+        }
+    }
+
+    fn up(&mut self, mut j: usize) {
+        while j > 0 {
+            let i = (j - 1) / 2;
+            if !self.less(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            j = i;
+        }
+    }
+
+    fn down(&mut self, start: usize) -> bool {
+        let n = self.items.len();
+        let mut i = start;
+        loop {
+            let left = 2 * i + 1;
+            if left >= n {
+                break;
+            }
+            let mut j = left;
+            if left + 1 < n && self.less(left + 1, left) {
+                j = left + 1;
+            }
+            if !self.less(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            i = j;
+        }
+        i > start
+    }
 }
 
 fn count_values(vector: Vector, label: &str, grouping: &impl Fn(&Labels) -> Labels) -> Result<Vector, Error> {

@@ -101,7 +101,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, call: &Call, steps: Steps) -> Result<
             map_values(input, |v, i| Some(go_min(hi[i], v)))
         }
         "timestamp" => timestamp(ev, arg(0)?, steps)?,
-        "day_of_month" | "day_of_week" | "hour" | "minute" | "month" | "year" | "days_in_month" => {
+        "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute" | "month" | "year" | "days_in_month" => {
             let input = match args.first() {
                 Some(e) => ev.eval_vector(e, steps)?,
                 None => (0..steps.len()).map(|i| vec![(Labels::default(), steps.time(i) as f64 / 1000.0)]).collect(),
@@ -389,6 +389,7 @@ fn date_part(name: &str, seconds: f64) -> Option<f64> {
     Some(match name {
         "day_of_month" => t.day() as f64,
         "day_of_week" => t.weekday().num_days_from_sunday() as f64,
+        "day_of_year" => t.ordinal() as f64,
         "hour" => t.hour() as f64,
         "minute" => t.minute() as f64,
         "month" => t.month() as f64,
@@ -416,9 +417,9 @@ fn label_replace(ev: &mut Evaluator<'_>, args: &[&Expr], steps: Steps) -> Result
     let (dst, replacement, src, regex) =
         (string_arg(dst)?, string_arg(replacement)?, string_arg(src)?, string_arg(regex)?);
     let re = regex::Regex::new(&format!("^(?:{regex})$"))
-        .map_err(|e| Error::BadData(format!("invalid regular expression in label_replace(): {regex}: {e}")))?;
+        .map_err(|e| Error::Execution(format!("invalid regular expression in label_replace(): {regex}: {e}")))?;
     if !is_valid_label_name(&dst) {
-        return Err(Error::BadData(format!("invalid destination label name in label_replace(): {dst}")));
+        return Err(Error::Execution(format!("invalid destination label name in label_replace(): {dst}")));
     }
     let input = ev.eval_vector(input, steps)?;
     Ok(input
@@ -444,10 +445,10 @@ fn label_join(ev: &mut Evaluator<'_>, args: &[&Expr], steps: Steps) -> Result<Ve
     let (dst, separator) = (string_arg(dst)?, string_arg(separator)?);
     let sources = sources.iter().map(|s| string_arg(s)).collect::<Result<Vec<_>, _>>()?;
     if let Some(bad) = sources.iter().find(|s| !is_valid_label_name(s)) {
-        return Err(Error::BadData(format!("invalid source label name in label_join(): {bad}")));
+        return Err(Error::Execution(format!("invalid source label name in label_join(): {bad}")));
     }
     if !is_valid_label_name(&dst) {
-        return Err(Error::BadData(format!("invalid destination label name in label_join(): {dst}")));
+        return Err(Error::Execution(format!("invalid destination label name in label_join(): {dst}")));
     }
     let input = ev.eval_vector(input, steps)?;
     Ok(input
