@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Test services for hubmon: PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379.
+# Test services for hubmon: PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 and MariaDB
+# on 127.0.0.1:3306.
 #
 #   source .ci/services.sh      # developer shell: installs/starts what is missing, exports the URLs
 #   bash .ci/services.sh        # same, without keeping the exports
@@ -11,6 +12,7 @@
 # Exports, unless the caller already set them:
 #   HUBMON_TEST_PG_URL=postgres://hubmon:hubmon@127.0.0.1:5432/postgres
 #   HUBMON_TEST_REDIS_URL=redis://127.0.0.1:6379
+#   HUBMON_TEST_MYSQL_URL=mysql://hubmon:hubmon@127.0.0.1:3306/hubmon
 # A caller-set URL that differs from these defaults points at a server the caller runs: that
 # service is then neither installed nor started here, only checked when a client is at hand.
 #
@@ -19,6 +21,7 @@
 
 _hubmon_svc_pg_default="postgres://hubmon:hubmon@127.0.0.1:5432/postgres"
 _hubmon_svc_redis_default="redis://127.0.0.1:6379"
+_hubmon_svc_mysql_default="mysql://hubmon:hubmon@127.0.0.1:3306/hubmon"
 
 _hubmon_svc_log() { printf 'services.sh: %s\n' "$*" >&2; }
 _hubmon_svc_err() { printf 'services.sh: ERROR: %s\n' "$*" >&2; }
@@ -60,7 +63,7 @@ _hubmon_svc_pg_server_installed() {
 # manage cannot do without, "want PKG" for what CI uses but a developer may lack (clients of a
 # service that already answers, curl, python3 for tests/e2e/smoke.sh).
 _hubmon_svc_missing_packages() {
-  local manage_pg=$1 manage_redis=$2 have_client=0 kind
+  local manage_pg=$1 manage_redis=$2 manage_mysql=${3:-0} have_client=0 kind
   if [[ $manage_pg == 1 ]]; then
     if command -v psql >/dev/null 2>&1 && command -v pg_isready >/dev/null 2>&1; then
       have_client=1
@@ -78,6 +81,13 @@ _hubmon_svc_missing_packages() {
     _hubmon_svc_redis_ping && kind=want
     command -v redis-server >/dev/null 2>&1 || echo "$kind redis-server"
     command -v redis-cli >/dev/null 2>&1 || echo "want redis-tools"
+  fi
+  # MariaDB for the mysql health checks (issue 6).
+  if [[ $manage_mysql == 1 ]]; then
+    kind=need
+    _hubmon_svc_mysql_ready && kind=want
+    command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd ]] || echo "$kind mariadb-server"
+    command -v mariadb >/dev/null 2>&1 || echo "need mariadb-client"
   fi
   # Real peers the metrics tests run against (started by the tests themselves).
   command -v prometheus >/dev/null 2>&1 || echo "need prometheus"
@@ -267,6 +277,7 @@ _hubmon_svc_redis_setup() {
   [[ -r $logfile ]] && log_lines=$(wc -l <"$logfile")
   _hubmon_svc_log "Redis: starting redis-server on 127.0.0.1:6379 (log: $logfile)"
   if ! (cd / && "${run[@]}" redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no \
+    --enable-debug-command local \
     --dir "$dir" --logfile "$logfile" --pidfile "$dir/hubmon-ci-redis.pid"); then
     _hubmon_svc_err "Redis: redis-server failed to start"
     [[ -r $logfile ]] && tail -n 20 "$logfile" >&2
@@ -285,16 +296,76 @@ _hubmon_svc_redis_setup() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# MariaDB (the mysql health checks): the Debian server bound to loopback, user hubmon/hubmon
+# with its own database `hubmon`.
+
+_hubmon_svc_mysql_ready() {
+  command -v mariadb >/dev/null 2>&1 || return 1
+  timeout 5 mariadb --protocol=tcp -h 127.0.0.1 -P 3306 -u hubmon -phubmon -N -e 'select 1' hubmon >/dev/null 2>&1
+}
+
+_hubmon_svc_mysql_setup() {
+  local deadline logfile=/var/log/mysql/hubmon-ci.err
+  if _hubmon_svc_mysql_ready; then
+    _hubmon_svc_log "MariaDB: ready on 127.0.0.1:3306, user hubmon ok"
+    return 0
+  fi
+  if ! _hubmon_svc_can_root; then
+    _hubmon_svc_err "MariaDB: user hubmon cannot log in on 127.0.0.1:3306, and there is no root to start or fix it. By hand:"
+    _hubmon_svc_err "  sudo service mariadb start"
+    _hubmon_svc_err "  sudo mariadb -e \"CREATE USER IF NOT EXISTS 'hubmon'@'127.0.0.1' IDENTIFIED BY 'hubmon';" \
+      "CREATE DATABASE IF NOT EXISTS hubmon; GRANT ALL ON hubmon.* TO 'hubmon'@'127.0.0.1'\""
+    return 1
+  fi
+  if ! _hubmon_svc_root mariadb-admin --protocol=socket ping >/dev/null 2>&1; then
+    _hubmon_svc_log "MariaDB: starting mariadbd on 127.0.0.1:3306 (log: $logfile)"
+    _hubmon_svc_root mkdir -p /run/mysqld /var/log/mysql
+    _hubmon_svc_root chown mysql:mysql /run/mysqld /var/log/mysql
+    [[ -d /var/lib/mysql/mysql ]] || _hubmon_svc_root mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
+    # mysqld_safe keeps running as the server's supervisor; detach it from this shell.
+    (cd / && _hubmon_svc_root setsid mysqld_safe --user=mysql --bind-address=127.0.0.1 --port=3306 \
+      --log-error="$logfile") </dev/null >/dev/null 2>&1 &
+    deadline=$((SECONDS + 60))
+    until _hubmon_svc_root mariadb-admin --protocol=socket ping >/dev/null 2>&1; do
+      if ((SECONDS >= deadline)); then
+        _hubmon_svc_err "MariaDB: not answering after 60 s"
+        [[ -r $logfile ]] && { _hubmon_svc_err "last lines of $logfile:"; tail -n 20 "$logfile" >&2; }
+        return 1
+      fi
+      sleep 0.5
+    done
+  fi
+  _hubmon_svc_log "MariaDB: ensuring user hubmon (password hubmon) and database hubmon"
+  if ! _hubmon_svc_root mariadb --protocol=socket -e "
+      CREATE DATABASE IF NOT EXISTS hubmon;
+      CREATE USER IF NOT EXISTS 'hubmon'@'127.0.0.1' IDENTIFIED BY 'hubmon';
+      ALTER USER 'hubmon'@'127.0.0.1' IDENTIFIED BY 'hubmon';
+      GRANT ALL ON hubmon.* TO 'hubmon'@'127.0.0.1';
+      GRANT PROCESS ON *.* TO 'hubmon'@'127.0.0.1';
+      FLUSH PRIVILEGES;" >/dev/null; then
+    _hubmon_svc_err "MariaDB: could not create user hubmon (mariadb as root failed)"
+    return 1
+  fi
+  if ! _hubmon_svc_mysql_ready; then
+    _hubmon_svc_err "MariaDB: user hubmon cannot log in over TCP on 127.0.0.1:3306"
+    return 1
+  fi
+  _hubmon_svc_log "MariaDB: ready on 127.0.0.1:3306, user hubmon ok"
+}
+
+# ---------------------------------------------------------------------------------------------
 
 _hubmon_svc_main() {
-  local manage_pg=1 manage_redis=1 started=$SECONDS
+  local manage_pg=1 manage_redis=1 manage_mysql=1 started=$SECONDS
   export HUBMON_TEST_PG_URL="${HUBMON_TEST_PG_URL:-$_hubmon_svc_pg_default}"
   export HUBMON_TEST_REDIS_URL="${HUBMON_TEST_REDIS_URL:-$_hubmon_svc_redis_default}"
+  export HUBMON_TEST_MYSQL_URL="${HUBMON_TEST_MYSQL_URL:-$_hubmon_svc_mysql_default}"
   [[ $HUBMON_TEST_PG_URL == "$_hubmon_svc_pg_default" ]] || manage_pg=0
   [[ $HUBMON_TEST_REDIS_URL == "$_hubmon_svc_redis_default" ]] || manage_redis=0
+  [[ $HUBMON_TEST_MYSQL_URL == "$_hubmon_svc_mysql_default" ]] || manage_mysql=0
 
   local -a missing=()
-  mapfile -t missing < <(_hubmon_svc_missing_packages "$manage_pg" "$manage_redis")
+  mapfile -t missing < <(_hubmon_svc_missing_packages "$manage_pg" "$manage_redis" "$manage_mysql")
   _hubmon_svc_install "${missing[@]}" || return 1
 
   if [[ $manage_pg == 1 ]]; then
@@ -315,6 +386,11 @@ _hubmon_svc_main() {
       return 1
     fi
   fi
+  if [[ $manage_mysql == 1 ]]; then
+    _hubmon_svc_mysql_setup || return 1
+  else
+    _hubmon_svc_log "MariaDB: using the caller's HUBMON_TEST_MYSQL_URL (not managed here)"
+  fi
   _hubmon_svc_log "services ready in $((SECONDS - started)) s"
 }
 
@@ -324,8 +400,8 @@ _hubmon_svc_main "$@" || _hubmon_svc_status=$?
 unset -f _hubmon_svc_log _hubmon_svc_err _hubmon_svc_root _hubmon_svc_can_root _hubmon_svc_as_postgres \
   _hubmon_svc_pg_server_installed _hubmon_svc_missing_packages _hubmon_svc_install _hubmon_svc_pg_ready \
   _hubmon_svc_pg_role_ok _hubmon_svc_pg_cluster _hubmon_svc_pg_start _hubmon_svc_pg_setup \
-  _hubmon_svc_redis_ping _hubmon_svc_redis_setup _hubmon_svc_main
-unset _hubmon_svc_pg_default _hubmon_svc_redis_default
+  _hubmon_svc_redis_ping _hubmon_svc_redis_setup _hubmon_svc_mysql_ready _hubmon_svc_mysql_setup _hubmon_svc_main
+unset _hubmon_svc_pg_default _hubmon_svc_redis_default _hubmon_svc_mysql_default
 # Sourced: return the status to the caller's shell. Run as a script: exit with it.
 if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
   return "$_hubmon_svc_status"
