@@ -7,6 +7,7 @@
 
 mod alert;
 mod duration;
+mod health;
 mod log;
 mod role;
 mod series;
@@ -14,6 +15,7 @@ mod time;
 
 pub use alert::{Alert, AlertStatus, Severity, SeverityError};
 pub use duration::{DurationError, PromDuration};
+pub use health::{HealthStatus, HealthStatusError};
 pub use log::{
     DEFAULT_CATEGORY, Level, LogEntry, LogSink, LogSinkError, MODEL_FIELDS, json_text, normalize_category,
 };

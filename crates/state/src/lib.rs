@@ -13,6 +13,7 @@
 //! admin cannot be removed" live with the callers. The audit log is append-only: there is no
 //! method that changes or removes an entry, and a trigger refuses it in SQL too.
 
+mod checks;
 mod error;
 mod notify;
 mod records;
@@ -22,6 +23,10 @@ mod sql;
 use async_trait::async_trait;
 use hubmon_model::Timestamp;
 
+pub use checks::{
+    CheckSource, CheckStore, NewCheck, NewCheckResult, NewStatusChange, PoolUsage, StatusChange, StoredCheck,
+    StoredCheckResult,
+};
 pub use error::Error;
 pub use notify::{
     Attempt, AttemptOutcome, Channel, Claim, DeliveryStatus, InboxMessage, NewAttempt, NewChannel, NewInboxMessage,
@@ -35,7 +40,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything the rest of hubmon may ask of the state store.
 #[async_trait]
-pub trait StateStore: NotifyStore + Send + Sync + 'static {
+pub trait StateStore: CheckStore + NotifyStore + Send + Sync + 'static {
     /// Which backend this is, for logs and the readiness report.
     fn backend(&self) -> &'static str;
 

@@ -21,8 +21,10 @@ use sqlx::postgres::PgConnection;
 
 const PG_DEFAULT: &str = "postgres://hubmon:hubmon@127.0.0.1:5432/postgres";
 const REDIS_DEFAULT: &str = "redis://127.0.0.1:6379";
-const HOW_TO: &str = "run `source .ci/services.sh` (installs and starts PostgreSQL and Redis on \
-                      loopback), or point HUBMON_TEST_PG_URL / HUBMON_TEST_REDIS_URL at servers you run";
+const MYSQL_DEFAULT: &str = "mysql://hubmon:hubmon@127.0.0.1:3306/hubmon";
+const HOW_TO: &str = "run `source .ci/services.sh` (installs and starts PostgreSQL, Redis and MariaDB on \
+                      loopback), or point HUBMON_TEST_PG_URL / HUBMON_TEST_REDIS_URL / HUBMON_TEST_MYSQL_URL \
+                      at servers you run";
 
 /// The PostgreSQL server URL for tests: `HUBMON_TEST_PG_URL`, or the local default. The user
 /// must be allowed to create databases.
@@ -38,6 +40,21 @@ pub fn redis_url() -> String {
         panic!("this test needs Redis at {url}, but {problem}; {HOW_TO}");
     }
     url
+}
+
+/// The MySQL/MariaDB URL for tests: `HUBMON_TEST_MYSQL_URL`, or the local default (user and
+/// database `hubmon`). Panics with a how-to when nothing accepts a login there.
+pub async fn mysql_url() -> String {
+    use sqlx::mysql::MySqlConnection;
+    let url = std::env::var("HUBMON_TEST_MYSQL_URL").unwrap_or_else(|_| MYSQL_DEFAULT.to_string());
+    match tokio::time::timeout(Duration::from_secs(10), MySqlConnection::connect(&url)).await {
+        Ok(Ok(connection)) => {
+            connection.close().await.ok();
+            url
+        }
+        Ok(Err(e)) => panic!("this test needs MySQL or MariaDB at {url}, but connecting failed: {e}; {HOW_TO}"),
+        Err(_) => panic!("this test needs MySQL or MariaDB at {url}, but connecting timed out; {HOW_TO}"),
+    }
 }
 
 fn redis_ping(url: &str) -> Result<(), String> {
@@ -147,6 +164,15 @@ mod tests {
     fn redis_is_reachable_for_the_tests_that_need_it() {
         let url = redis_url();
         assert!(redis_ping(&url).is_ok());
+    }
+
+    #[tokio::test]
+    async fn mysql_is_reachable_for_the_tests_that_need_it() {
+        use sqlx::mysql::MySqlConnection;
+        let url = mysql_url().await;
+        let mut connection = MySqlConnection::connect(&url).await.unwrap();
+        let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&mut connection).await.unwrap();
+        assert_eq!(one, 1);
     }
 
     #[tokio::test]
