@@ -99,6 +99,10 @@ _hubmon_svc_missing_packages() {
   command -v python3 >/dev/null 2>&1 || echo "want python3"
   # runuser comes with util-linux (essential, so practically always there).
   command -v runuser >/dev/null 2>&1 || echo "want util-linux"
+  # The dashboard's browser tests (web/e2e) drive Debian's Chromium; the CJK font renders the
+  # Chinese pages in their screenshots.
+  [[ -x /usr/bin/chromium ]] || echo "need chromium"
+  compgen -G '/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.*' >/dev/null || echo "want fonts-noto-cjk"
   return 0
 }
 

@@ -41,6 +41,8 @@ pub struct Services {
     pub metadata: hubmon_ingest::scrape::MetadataStore,
     pub routes: RouteTable,
     pub openapi_json: String,
+    /// The dashboard's live summary and its stream.
+    pub monitor: crate::monitor::Monitor,
 }
 
 impl Deref for AppState {
@@ -97,6 +99,7 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
     let (routes, openapi, route_table) = crate::http::api_routes();
     let openapi_json = openapi.to_json().context("cannot render the OpenAPI document")?;
     let query_engine = Arc::new(hubmon_promql::Engine::new(metrics.clone(), config.query.engine_options()));
+    let shutdown = CancellationToken::new();
     let state = AppState(Arc::new(Services {
         config,
         store,
@@ -108,10 +111,10 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
         requests: Default::default(),
         routes: route_table,
         openapi_json,
+        monitor: crate::monitor::Monitor::new(shutdown.clone()),
     }));
     tracing::info!(%addr, data_dir = %data_dir.path().display(), state_store = %location.display(), "hubmon listening");
 
-    let shutdown = CancellationToken::new();
     let task = tokio::spawn(serve(state, routes, listener, data_dir, shutdown.clone()));
     Ok(Server { addr, admin_password, shutdown, task })
 }
@@ -129,6 +132,7 @@ async fn serve(
     tasks.spawn(sync_metrics_log(state.clone(), shutdown.clone()));
     spawn_scrapers(&state, &tasks, &shutdown);
     tasks.spawn(record_own_requests(state.clone(), shutdown.clone()));
+    tasks.spawn(crate::monitor::run(state.clone(), shutdown.clone()));
     if state.config.host.enabled {
         tasks.spawn(collect_host(state.clone(), shutdown.clone()));
     }

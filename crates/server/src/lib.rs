@@ -6,6 +6,7 @@
 //! - [`auth`]: users, passwords, API tokens, sessions, login rate limiting.
 //! - [`audit`]: what an audit entry records of a change (secrets masked).
 //! - [`http`]: routes with their required roles, middleware, handlers.
+//! - [`monitor`]: the dashboard's live summary and the stream that pushes it.
 //! - [`telemetry`]: hubmon's own logs and `/metrics`.
 //! - [`datadir`]: the data directory and its lock.
 //!
@@ -18,4 +19,5 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod http;
+pub mod monitor;
 pub mod telemetry;

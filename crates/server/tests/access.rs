@@ -45,6 +45,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/format_query", "viewer"),
     ("POST", "/api/v1/format_query", "viewer"),
     ("GET", "/api/v1/monitoring/metrics", "viewer"),
+    ("GET", "/api/v1/monitoring/summary", "viewer"),
+    ("GET", "/api/v1/monitoring/stream", "viewer"),
 ];
 
 const ROLES: [&str; 4] = ["viewer", "editor", "admin", "ingest"];

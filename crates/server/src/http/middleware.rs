@@ -245,6 +245,10 @@ pub async fn observe(State(app): State<AppState>, request: Request, next: Next) 
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let response = next.run(request).await;
+    // Dashboard files are not API traffic: they stay out of the request metrics and logs.
+    if response.extensions().get::<super::web::DashboardFile>().is_some() {
+        return response;
+    }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     app.telemetry.observe_request(method.as_str(), &route, status, elapsed);

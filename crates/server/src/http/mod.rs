@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod routes;
+pub mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -87,6 +88,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteTable) 
         .add(Access::Viewer, routes!(prometheus::buildinfo))
         .add(Access::Viewer, routes!(prometheus::format_query_get, prometheus::format_query_post))
         .add(Access::Viewer, routes!(monitoring_metrics::monitoring_metrics))
+        .add(Access::Viewer, routes!(monitoring::summary))
+        .add(Access::Viewer, routes!(monitoring::stream))
         .finish()
 }
 
@@ -95,7 +98,7 @@ pub fn router(state: AppState, routes: Router<AppState>) -> Router {
     let max_body = usize::try_from(state.config.http.max_body_bytes).unwrap_or(usize::MAX);
     let request_id = HeaderName::from_static("x-request-id");
     routes
-        .fallback(not_found)
+        .fallback(web::serve)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::authorize))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::audit))
         .layer(DefaultBodyLimit::max(max_body))
@@ -122,10 +125,6 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-}
-
-async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {method} {}; see /api/openapi.json", uri.path()))
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod metrics;
+pub mod monitoring;
 pub mod monitoring_metrics;
 pub mod prometheus;
 pub mod system;
