@@ -150,7 +150,7 @@ impl LogEntry {
     /// The value of a model field or a top-level free-form field, as text (numbers and
     /// booleans rendered; objects and arrays as JSON). `None` when absent or null.
     pub fn field_text(&self, name: &str) -> Option<String> {
-        let known = match name {
+        match name {
             "level" => Some(self.level.as_str().to_string()),
             "category" => Some(self.category.clone()),
             "message" | "msg" => Some(self.message.clone()),
@@ -162,9 +162,8 @@ impl LogEntry {
             "service" => self.service.clone(),
             "host" => self.host.clone(),
             "timestamp" => Some(self.timestamp.to_rfc3339()),
-            _ => return self.fields.get(name).and_then(json_text),
-        };
-        known
+            _ => self.fields.get(name).and_then(json_text),
+        }
     }
 
     /// Approximate size in bytes, for limits and `bytes_over_time`.

@@ -17,6 +17,7 @@ mod checks;
 mod error;
 mod notify;
 mod records;
+mod rules;
 mod secrets;
 mod sql;
 
@@ -33,6 +34,7 @@ pub use notify::{
     NewNotification, Notification, NotificationQuery, NotifyStore,
 };
 pub use records::*;
+pub use rules::{AlertWrite, NewRule, NewSilence, RuleStore, StoredAlert, StoredRule, StoredSilence};
 pub use secrets::{SecretError, Secrets, mask as mask_secret};
 pub use sql::{SqlStore, StoreLocation};
 
@@ -40,7 +42,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything the rest of hubmon may ask of the state store.
 #[async_trait]
-pub trait StateStore: CheckStore + NotifyStore + Send + Sync + 'static {
+pub trait StateStore: CheckStore + NotifyStore + RuleStore + Send + Sync + 'static {
     /// Which backend this is, for logs and the readiness report.
     fn backend(&self) -> &'static str;
 
