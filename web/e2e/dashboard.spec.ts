@@ -23,7 +23,20 @@ const PAGES = [
   { path: "/api-traffic", name: "api", testId: "page-api" },
   { path: "/explore?q=node_load1", name: "explore", testId: "page-explore" },
   { path: "/settings", name: "settings", testId: "page-settings" },
+  { path: "/logs", name: "logs", testId: "page-logs" },
 ];
+
+let ingestToken = "";
+
+/** Sends log lines the way an application would. */
+async function pushLogs(lines: Record<string, unknown>[]): Promise<void> {
+  const response = await api("/api/v1/logs", {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${ingestToken}` },
+    body: JSON.stringify(lines),
+  });
+  if (!response.ok) throw new Error(`log push failed: ${response.status} ${await response.text()}`);
+}
 
 async function api(path: string, init: RequestInit = {}): Promise<Response> {
   return fetch(hubmon.base + path, init);
@@ -43,6 +56,12 @@ async function adminToken(): Promise<string> {
     body: JSON.stringify({ name: "e2e-seed", role: "admin" }),
   });
   const { token } = (await created.json()) as { token: string };
+  const ingest = await api("/api/v1/tokens", {
+    method: "POST",
+    headers: { "content-type": "application/json", cookie: cookies, "x-csrf-token": csrf_token },
+    body: JSON.stringify({ name: "e2e-ingest", role: "ingest" }),
+  });
+  ingestToken = ((await ingest.json()) as { token: string }).token;
   return token;
 }
 
@@ -64,6 +83,21 @@ beforeAll(async () => {
     await api("/api/v1/query?query=up", { headers: { authorization: `Bearer ${token}` } });
   }
   await api("/api/v1/nothing-here", { headers: { authorization: `Bearer ${token}` } });
+  // Seed logs: a mix of levels and services, a few timeouts among them.
+  const now = Date.now();
+  const seed: Record<string, unknown>[] = [];
+  for (let i = 0; i < 120; i++) {
+    const level = i % 15 === 0 ? "error" : i % 6 === 0 ? "warning" : i % 4 === 0 ? "debug" : "info";
+    const service = ["api", "worker", "billing"][i % 3];
+    const message =
+      i % 15 === 0
+        ? `upstream request timeout after ${1000 + i} ms calling payments`
+        : i % 6 === 0
+          ? `slow query took ${200 + i} ms on orders`
+          : `handled GET /orders/${i} in ${5 + (i % 40)} ms`;
+    seed.push({ timestamp: new Date(now - (120 - i) * 20_000).toISOString(), level, service, message, request_id: `req-${i}`, status: level === "error" ? 504 : 200 });
+  }
+  await pushLogs(seed);
   browser = await launchBrowser();
   context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: "dark" });
 });
@@ -205,6 +239,41 @@ describe("dashboard", () => {
     await page.getByRole("tab", { name: "Audit log" }).click();
     await page.getByTestId("audit-table").getByText("create_token").first().waitFor();
     await screenshot(page, "desktop-settings-audit");
+  });
+
+  it("searches logs with highlights, filters by clicking a field, and tails new lines live", async () => {
+    await nav(page).getByRole("link", { name: "Logs" }).click();
+    await page.getByTestId("page-logs").waitFor();
+    await page.getByTestId("logs-total").filter({ hasText: "120" }).waitFor({ timeout: 20_000 });
+    await screenshot(page, "desktop-logs");
+    await page.getByLabel("Search logs").fill("timeout");
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await page.waitForURL(/q=timeout/);
+    const lines = page.getByTestId("log-line");
+    await lines.first().locator("mark", { hasText: "timeout" }).waitFor();
+    // 120 seeded lines, an error with a timeout every 15th: 8 hits.
+    await page.getByTestId("logs-total").filter({ hasText: /^8\b/ }).waitFor();
+    expect(await lines.count()).toBe(8);
+    // Expand the newest hit and click its request id: the search narrows to that one line.
+    await lines.first().getByRole("button").first().click();
+    await lines.first().getByRole("button", { name: "req-105", exact: true }).click();
+    await page.waitForURL(/request_id/);
+    await page.getByTestId("logs-total").filter({ hasText: /^1\b/ }).waitFor();
+    expect(await lines.count()).toBe(1);
+    await screenshot(page, "desktop-logs-search");
+
+    await page.getByTestId("live-tail-toggle").check();
+    await page.getByTestId("tail-status").filter({ hasText: "Live" }).waitFor();
+    const pushed = Date.now();
+    await pushLogs([{ level: "error", service: "api", request_id: "req-105", message: "fresh timeout from the e2e test" }]);
+    await page.getByTestId("log-list").getByText("fresh timeout from the e2e test").waitFor({ timeout: 5_000 });
+    measurements.live_tail_line_visible_ms = Date.now() - pushed;
+    expect(measurements.live_tail_line_visible_ms).toBeLessThan(1000);
+    // Lines that do not match the kept filters stay out.
+    await pushLogs([{ level: "info", service: "worker", message: "unrelated line" }]);
+    await page.waitForTimeout(500);
+    expect(await page.getByTestId("log-list").getByText("unrelated line").count()).toBe(0);
+    await page.getByTestId("live-tail-toggle").uncheck();
   });
 
   it("hides administration from a viewer", async () => {

@@ -13,6 +13,7 @@ import { OverviewPage } from "./pages/Overview";
 import { SystemPage } from "./pages/System";
 import { ApiPage } from "./pages/Api";
 import { ExplorePage } from "./pages/Explore";
+import { LogsPage } from "./pages/Logs";
 import { SettingsPage } from "./pages/Settings";
 import { NotFoundPage } from "./pages/NotFound";
 
@@ -29,6 +30,7 @@ export const PAGES: Page[] = [
   { path: "/", title: "nav_overview", icon: "overview", render: () => <OverviewPage /> },
   { path: "/system", title: "nav_system", icon: "system", render: () => <SystemPage /> },
   { path: "/api-traffic", title: "nav_api", icon: "api", render: () => <ApiPage /> },
+  { path: "/logs", title: "nav_logs", icon: "logs", render: () => <LogsPage />, needs: "/api/v1/logs/search" },
   { path: "/explore", title: "nav_explore", icon: "explore", render: () => <ExplorePage /> },
   { path: "/settings", title: "nav_settings", icon: "settings", render: () => <SettingsPage /> },
 ];
@@ -43,14 +45,11 @@ export function App() {
       setMe(null);
       return;
     }
+    // Both at once: the OpenAPI document only decides which pages the sidebar lists.
+    const doc = api.get<{ paths: Record<string, unknown> }>("/api/openapi.json").catch(() => ({ paths: {} }));
     try {
       const who = await api.get<Me>("/api/v1/auth/me");
-      try {
-        const doc = await api.get<{ paths: Record<string, unknown> }>("/api/openapi.json");
-        setPaths(new Set(Object.keys(doc.paths)));
-      } catch {
-        setPaths(new Set());
-      }
+      setPaths(new Set(Object.keys((await doc).paths)));
       setMe(who);
     } catch {
       setMe(null);

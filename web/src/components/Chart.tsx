@@ -36,13 +36,15 @@ export interface ChartProps {
   title: string;
   legend?: boolean;
   colors?: string[];
+  /** Draw bars (counts per bucket) instead of lines. */
+  bars?: boolean;
 }
 
 function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
 }
 
-export function Chart({ columns, labels, unit, height = 220, yRange, fill, onZoom, title, legend = true, colors }: ChartProps) {
+export function Chart({ columns, labels, unit, height = 220, yRange, fill, onZoom, title, legend = true, colors, bars }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const theme = useTheme();
@@ -87,8 +89,9 @@ export function Chart({ columns, labels, unit, height = 220, yRange, fill, onZoo
           return {
             label,
             stroke: color,
-            width: 1.5,
-            fill: fill ? color + "22" : undefined,
+            width: bars ? 0 : 1.5,
+            fill: bars ? color + "cc" : fill ? color + "22" : undefined,
+            paths: bars ? uPlot.paths.bars?.({ size: [0.8 / Math.max(1, labels.length), 64], align: 1 }) : undefined,
             spanGaps: false,
             value: (_u: uPlot, v: number | null) => formatValue(v, unit),
           };
@@ -126,7 +129,7 @@ export function Chart({ columns, labels, unit, height = 220, yRange, fill, onZoo
     };
     // Re-created only when the series, theme, unit or size change; new data goes through setData.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [shape, theme, unit, height, locale, fill, legend, yRange?.[0], yRange?.[1]]);
+  }, [shape, theme, unit, height, locale, fill, legend, bars, yRange?.[0], yRange?.[1]]);
 
   useEffect(() => {
     const instance = plot.current;

@@ -218,7 +218,7 @@ function ModuleCards({ summary }: { summary: Summary }) {
         tone={logs ? toneFor(logs.errors_5m, 1, 50) : "muted"}
         testId="card-log-errors"
       >
-        {logs ? <Link href="/logs?q=level%3Aerror">{t("nav_logs")} →</Link> : null}
+        {logs ? <Link href="/logs?level=critical,error">{t("nav_logs")} →</Link> : null}
       </Stat>
       <Stat
         label={t("ov_failed_notifications")}
