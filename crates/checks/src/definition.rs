@@ -291,7 +291,9 @@ struct RawDefinition {
 impl<'de> Deserialize<'de> for Definition {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = RawDefinition::deserialize(deserializer)?;
-        Definition::from_raw(raw).map_err(serde::de::Error::custom)
+        let definition = Definition::from_raw(raw).map_err(serde::de::Error::custom)?;
+        definition.validate().map_err(serde::de::Error::custom)?;
+        Ok(definition)
     }
 }
 
@@ -350,11 +352,25 @@ impl Definition {
         if let Some(enabled) = raw.enabled {
             definition.enabled = enabled;
         }
+        Ok(definition)
+    }
+
+    /// Parses a stored row (secret fields sealed, so not validated) and opens its secrets;
+    /// the result is validated.
+    pub fn from_stored(text: &str, secrets: &Secrets) -> Result<Self, String> {
+        let raw: RawDefinition = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let definition = Definition::from_raw(raw)?.opened(secrets).map_err(|e| e.to_string())?;
         definition.validate()?;
         Ok(definition)
     }
 
-    /// Parses the JSON form (a request body, a stored row).
+    /// The stored row as it is, secrets still sealed, for listing a check whose secrets
+    /// cannot be opened.
+    pub fn from_stored_sealed(text: &str) -> Option<Self> {
+        Definition::from_raw(serde_json::from_str(text).ok()?).ok()
+    }
+
+    /// Parses the JSON form (a request body).
     pub fn from_json(value: Value) -> Result<Self, Error> {
         serde_json::from_value(value).map_err(|e| Error::Invalid(e.to_string()))
     }

@@ -272,22 +272,11 @@ impl Checks {
     }
 
     fn entry_for(&self, stored: &StoredCheck) -> Arc<Entry> {
-        let parsed = serde_json::from_str::<Value>(&stored.definition)
-            .map_err(|e| e.to_string())
-            .and_then(|json| Definition::from_json(json).map_err(|e| e.to_string()));
-        let definition = match parsed {
-            Ok(definition) => definition,
+        match Definition::from_stored(&stored.definition, &self.secrets) {
+            Ok(definition) => Arc::new(Entry::new(stored, definition, &self.runner.context, &self.shutdown)),
             Err(why) => {
-                let definition = placeholder(stored);
-                let why = format!("the stored definition cannot be read: {why}");
-                return Arc::new(Entry::broken(stored, definition, why, &self.shutdown));
-            }
-        };
-        match definition.opened(&self.secrets) {
-            Ok(opened) => Arc::new(Entry::new(stored, opened, &self.runner.context, &self.shutdown)),
-            Err(error) => {
-                let why = Error::Secret { name: stored.name.clone(), source: error }.to_string();
-                Arc::new(Entry::broken(stored, definition, why, &self.shutdown))
+                let why = format!("the stored definition of check {:?} cannot be used: {why}", stored.name);
+                Arc::new(Entry::broken(stored, placeholder(stored), why, &self.shutdown))
             }
         }
     }
@@ -333,12 +322,10 @@ impl Checks {
 
 /// A definition standing in for one that cannot be parsed, so the check is still listed.
 fn placeholder(stored: &StoredCheck) -> Definition {
-    let mut definition = Definition::new(
-        stored.name.clone(),
-        crate::definition::Target::StateStore(crate::definition::StateStoreTarget::default()),
-    );
-    definition.enabled = true;
-    definition
+    Definition::from_stored_sealed(&stored.definition).unwrap_or_else(|| {
+        let target = crate::definition::Target::StateStore(crate::definition::StateStoreTarget::default());
+        Definition::new(stored.name.clone(), target)
+    })
 }
 
 /// Writes the config checks into the store (source `config`), replacing by name, and
