@@ -1,6 +1,7 @@
 // The dashboard against the real hubmon binary in headless Chromium: login, every page with
 // real data, live updates, language and theme, phone layout, accessibility, no console errors.
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,6 +25,7 @@ const PAGES = [
   { path: "/explore?q=node_load1", name: "explore", testId: "page-explore" },
   { path: "/settings", name: "settings", testId: "page-settings" },
   { path: "/logs", name: "logs", testId: "page-logs" },
+  { path: "/notifications", name: "notifications", testId: "page-notifications" },
 ];
 
 let ingestToken = "";
@@ -274,6 +276,72 @@ describe("dashboard", () => {
     await page.waitForTimeout(500);
     expect(await page.getByTestId("log-list").getByText("unrelated line").count()).toBe(0);
     await page.getByTestId("live-tail-toggle").uncheck();
+  });
+
+  it("creates notification channels, sends test messages and shows them in the inbox", async () => {
+    // A local webhook receiver stands in for the remote service.
+    const received: string[] = [];
+    const receiver: Server = createServer((request, response) => {
+      let body = "";
+      request.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      request.on("end", () => {
+        received.push(body);
+        response.writeHead(200, { "content-type": "text/plain" });
+        response.end("ok");
+      });
+    });
+    await new Promise<void>((ok) => receiver.listen(0, "127.0.0.1", ok));
+    const address = receiver.address();
+    const port = address && typeof address === "object" ? address.port : 0;
+    try {
+      await nav(page).getByRole("link", { name: "Notifications" }).click();
+      await page.getByTestId("page-notifications").waitFor();
+      await page.getByRole("tab", { name: "Channels" }).click();
+
+      await page.getByRole("button", { name: "New channel" }).click();
+      const form = page.getByTestId("channel-form");
+      await form.getByLabel("Name").fill("ops-webhook");
+      await form.getByLabel("Kind").selectOption("webhook");
+      await form.getByLabel("webhook_url *").fill(`http://127.0.0.1:${port}/hook`);
+      await form.getByRole("button", { name: "Save" }).click();
+      const webhook = page.getByTestId("channel-list").locator("li", { hasText: "ops-webhook" });
+      await webhook.waitFor();
+      await webhook.getByRole("button", { name: "Send test" }).click();
+      await webhook.getByTestId("test-result").filter({ hasText: "Delivered" }).waitFor({ timeout: 20_000 });
+      expect(received.length).toBe(1);
+      // The secret URL is write-only: editing shows it empty, and saving keeps it.
+      await webhook.getByRole("button", { name: "Edit" }).click();
+      expect(await form.getByLabel("webhook_url *").inputValue()).toBe("");
+      await form.getByRole("button", { name: "Save" }).click();
+      await webhook.getByRole("button", { name: "Send test" }).click();
+      await webhook.getByTestId("test-result").filter({ hasText: "Delivered" }).waitFor({ timeout: 20_000 });
+      expect(received.length).toBe(2);
+
+      await page.getByRole("button", { name: "New channel" }).click();
+      await form.getByLabel("Name").fill("dashboard-inbox");
+      await form.getByLabel("Kind").selectOption("in_app");
+      await form.getByRole("button", { name: "Save" }).click();
+      const inApp = page.getByTestId("channel-list").locator("li", { hasText: "dashboard-inbox" });
+      await inApp.getByRole("button", { name: "Send test" }).click();
+      await inApp.getByTestId("test-result").filter({ hasText: "Delivered" }).waitFor({ timeout: 20_000 });
+      await screenshot(page, "desktop-notifications-channels");
+
+      await page.getByTestId("inbox-bell").locator(".count").waitFor({ timeout: 15_000 });
+      await page.getByRole("tab", { name: "History" }).click();
+      const history = page.getByTestId("history-table");
+      await history.getByText("ops-webhook").first().waitFor();
+      await history.getByRole("button", { name: "Attempts" }).first().click();
+      await page.getByTestId("attempt-log").getByText("delivered").first().waitFor();
+      await screenshot(page, "desktop-notifications-history");
+      await page.getByRole("tab", { name: "Inbox" }).click();
+      await page.getByTestId("inbox").locator("li.unread").first().waitFor();
+      await screenshot(page, "desktop-notifications-inbox");
+      await page.getByRole("button", { name: "Mark all read" }).click();
+      await page.getByTestId("inbox").locator("li.read").first().waitFor();
+      await page.getByTestId("inbox-bell").locator(".count").waitFor({ state: "detached" });
+    } finally {
+      receiver.close();
+    }
   });
 
   it("hides administration from a viewer", async () => {

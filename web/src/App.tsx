@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState, type ReactNode } from "react";
 import { api, onUnauthenticated, readCookie, type Me } from "./lib/api";
 import { useI18n, setLang, type Key } from "./lib/i18n";
-import { LiveProvider, useLive } from "./lib/live";
+import { LiveProvider, useLive, useLiveEvents } from "./lib/live";
 import { handleLinkClick, navigate, useLocation } from "./lib/router";
 import { SessionContext, useSession } from "./lib/session";
 import { toggleTheme, useTheme } from "./lib/theme";
@@ -14,6 +14,7 @@ import { SystemPage } from "./pages/System";
 import { ApiPage } from "./pages/Api";
 import { ExplorePage } from "./pages/Explore";
 import { LogsPage } from "./pages/Logs";
+import { NotificationsPage } from "./pages/Notifications";
 import { SettingsPage } from "./pages/Settings";
 import { NotFoundPage } from "./pages/NotFound";
 
@@ -31,6 +32,13 @@ export const PAGES: Page[] = [
   { path: "/system", title: "nav_system", icon: "system", render: () => <SystemPage /> },
   { path: "/api-traffic", title: "nav_api", icon: "api", render: () => <ApiPage /> },
   { path: "/logs", title: "nav_logs", icon: "logs", render: () => <LogsPage />, needs: "/api/v1/logs/search" },
+  {
+    path: "/notifications",
+    title: "nav_notifications",
+    icon: "notifications",
+    render: () => <NotificationsPage />,
+    needs: "/api/v1/inbox",
+  },
   { path: "/explore", title: "nav_explore", icon: "explore", render: () => <ExplorePage /> },
   { path: "/settings", title: "nav_settings", icon: "settings", render: () => <SettingsPage /> },
 ];
@@ -152,7 +160,8 @@ function Shell() {
 function Header({ title, navOpen, onToggleNav }: { title: string; navOpen: boolean; onToggleNav: () => void }) {
   const { t, lang, locale } = useI18n();
   const theme = useTheme();
-  const { me, logout } = useSession();
+  const session = useSession();
+  const { me, logout } = session;
   const live = useLive();
   const [, force] = useState(0);
   useEffect(() => {
@@ -204,6 +213,7 @@ function Header({ title, navOpen, onToggleNav }: { title: string; navOpen: boole
         >
           <Icon name={theme === "dark" ? "sun" : "moon"} />
         </button>
+        {session.paths.has("/api/v1/inbox/unread-count") ? <InboxBell /> : null}
         <div className="user-chip" title={t("signed_in_as", { name: me.name, role: me.role })}>
           <span className="avatar" aria-hidden="true">
             {me.name.slice(0, 1).toUpperCase()}
@@ -216,5 +226,43 @@ function Header({ title, navOpen, onToggleNav }: { title: string; navOpen: boole
         </button>
       </div>
     </header>
+  );
+}
+
+/** The inbox with its unread count, refreshed on inbox events and every few live ticks. */
+function InboxBell() {
+  const { t } = useI18n();
+  const { tick } = useLive();
+  const [unread, setUnread] = useState(0);
+  const [generation, setGeneration] = useState(0);
+  useLiveEvents((type) => {
+    if (type === "inbox") setGeneration((g) => g + 1);
+  });
+  useEffect(() => {
+    const bump = () => setGeneration((g) => g + 1);
+    window.addEventListener("hubmon:inbox", bump);
+    return () => window.removeEventListener("hubmon:inbox", bump);
+  }, []);
+  const every = Math.floor(tick / 5);
+  useEffect(() => {
+    const controller = new AbortController();
+    api
+      .get<{ unread: number }>("/api/v1/inbox/unread-count", controller.signal)
+      .then((r) => setUnread(r.unread))
+      .catch(() => undefined);
+    return () => controller.abort();
+  }, [every, generation]);
+  return (
+    <a
+      href="/notifications"
+      onClick={handleLinkClick}
+      className="icon-btn bell"
+      aria-label={t("nt_unread", { n: unread })}
+      title={t("nt_unread", { n: unread })}
+      data-testid="inbox-bell"
+    >
+      <Icon name="bell" />
+      {unread > 0 ? <span className="count">{unread > 99 ? "99+" : unread}</span> : null}
+    </a>
   );
 }

@@ -129,7 +129,10 @@ function spark(result: ReturnType<typeof useSparklines>, index: number) {
   const offset = result.counts.slice(0, index).reduce((a, b) => a + b, 0);
   const column = result.columns[1 + offset];
   if (!column) return undefined;
-  return [result.columns[0], column] as [number[], (number | null)[]];
+  // Start at the first value: a server up for a minute gets a minute-wide sparkline, not a dot.
+  const first = column.findIndex((v) => v !== null);
+  if (first < 0) return undefined;
+  return [result.columns[0].slice(first), column.slice(first)] as [number[], (number | null)[]];
 }
 
 function HostCards({ summary }: { summary: Summary }) {
