@@ -26,6 +26,8 @@ const PAGES = [
   { path: "/settings", name: "settings", testId: "page-settings" },
   { path: "/logs", name: "logs", testId: "page-logs" },
   { path: "/notifications", name: "notifications", testId: "page-notifications" },
+  { path: "/alerts", name: "alerts", testId: "page-alerts" },
+  { path: "/health", name: "health", testId: "page-health" },
 ];
 
 let ingestToken = "";
@@ -342,6 +344,60 @@ describe("dashboard", () => {
     } finally {
       receiver.close();
     }
+  });
+
+  it("creates a rule from the simple form with a preview, acknowledges its alert and silences it", async () => {
+    await nav(page).getByRole("link", { name: "Alerts" }).click();
+    await page.getByTestId("page-alerts").waitFor();
+    await page.getByRole("tab", { name: "Rules" }).click();
+    await page.getByRole("button", { name: "New rule" }).click();
+    const editor = page.getByTestId("rule-editor");
+    await editor.getByLabel("Name").fill("E2eHostUp");
+    await editor.getByLabel("Metric or expression").fill('node_load1{job="node"}');
+    await editor.getByLabel("Operator").selectOption(">=");
+    await editor.getByLabel("Threshold").fill("0");
+    await editor.getByLabel("Severity").selectOption("critical");
+    await editor.getByLabel("Summary").fill("e2e rule that always fires");
+    // The preview evaluates the compiled expression before anything is saved.
+    await editor.getByTestId("would-fire").filter({ hasText: "1 series would fire now" }).waitFor({ timeout: 10_000 });
+    await screenshot(page, "desktop-alerts-rule-editor");
+    await editor.getByRole("button", { name: "Save" }).click();
+    await editor.getByTestId("rule-created").filter({ hasText: "1 series match" }).waitFor();
+    await page.getByTestId("rules").getByText("E2eHostUp").waitFor();
+
+    await page.getByRole("tab", { name: "Active" }).click();
+    const row = page.getByTestId("active-alerts").locator("tr", { hasText: "E2eHostUp" });
+    await row.getByText("firing").waitFor({ timeout: 30_000 });
+    await row.getByRole("button", { name: "Acknowledge" }).click();
+    await row.getByText("acknowledged by admin").waitFor();
+    await row.getByRole("button", { name: "Silence" }).click();
+    const form = page.getByTestId("silence-form");
+    // Prefilled from the alert's labels.
+    expect(await form.getByLabel("Label").first().inputValue()).toBe("alertname");
+    expect(await form.getByLabel("Value").first().inputValue()).toBe("E2eHostUp");
+    await form.getByLabel("Comment").fill("maintenance window");
+    await form.getByRole("button", { name: "Silence" }).click();
+    await row.getByText("silenced").waitFor({ timeout: 15_000 });
+    await screenshot(page, "desktop-alerts");
+    await page.getByRole("tab", { name: "Silences" }).click();
+    await page.getByTestId("silences").getByText("maintenance window").waitFor();
+  });
+
+  it("shows every component's health, its uptime and latency, and runs a check now", async () => {
+    await nav(page).getByRole("link", { name: "Health" }).click();
+    await page.getByTestId("page-health").waitFor();
+    const components = page.getByTestId("components");
+    await components.getByRole("button", { name: "state_store" }).waitFor({ timeout: 20_000 });
+    const store = components.locator("li", { hasText: "state_store" });
+    await store.getByText("Healthy").waitFor({ timeout: 20_000 });
+    await store.getByRole("button", { name: "Run now" }).click();
+    await store.getByTestId("run-result").filter({ hasText: "Healthy" }).waitFor();
+    await store.getByRole("button", { name: "state_store" }).click();
+    await page.waitForURL(/check=/);
+    await page.getByTestId("check-detail").waitFor();
+    expect(await page.getByTestId("uptime-bars").locator(".bar").count()).toBeGreaterThan(0);
+    await page.locator('[data-testid="chart-check-latency"] canvas').first().waitFor({ timeout: 20_000 });
+    await screenshot(page, "desktop-health");
   });
 
   it("hides administration from a viewer", async () => {

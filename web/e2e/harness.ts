@@ -44,6 +44,10 @@ export async function startHubmon(): Promise<Hubmon> {
   // Collect host metrics often, so charts have several points within the test.
   env.HUBMON_HOST_INTERVAL = "1s";
   env.HUBMON_HTTP_RECORD_INTERVAL = "1s";
+  // Evaluate rules and run the built-in health checks often, so alerts and statuses appear quickly.
+  env.HUBMON_ALERTING_EVALUATION_INTERVAL = "2s";
+  env.HUBMON_ALERTING_GROUP_WAIT = "1s";
+  env.HUBMON_CHECK_INTERVAL = "2s";
   const child = spawn(binary(), ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", join(dir, "data")], {
     env,
     stdio: ["ignore", "pipe", "pipe"],

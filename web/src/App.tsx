@@ -14,6 +14,8 @@ import { SystemPage } from "./pages/System";
 import { ApiPage } from "./pages/Api";
 import { ExplorePage } from "./pages/Explore";
 import { LogsPage } from "./pages/Logs";
+import { AlertsPage } from "./pages/Alerts";
+import { HealthPage } from "./pages/Health";
 import { NotificationsPage } from "./pages/Notifications";
 import { SettingsPage } from "./pages/Settings";
 import { NotFoundPage } from "./pages/NotFound";
@@ -31,6 +33,8 @@ export const PAGES: Page[] = [
   { path: "/", title: "nav_overview", icon: "overview", render: () => <OverviewPage /> },
   { path: "/system", title: "nav_system", icon: "system", render: () => <SystemPage /> },
   { path: "/api-traffic", title: "nav_api", icon: "api", render: () => <ApiPage /> },
+  { path: "/alerts", title: "nav_alerts", icon: "alerts", render: () => <AlertsPage />, needs: "/api/v1/monitoring/alerts" },
+  { path: "/health", title: "nav_health", icon: "health", render: () => <HealthPage />, needs: "/api/v1/monitoring/health" },
   { path: "/logs", title: "nav_logs", icon: "logs", render: () => <LogsPage />, needs: "/api/v1/logs/search" },
   {
     path: "/notifications",
