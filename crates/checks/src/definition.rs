@@ -81,6 +81,8 @@ pub struct Definition {
 
 /// What to probe, per kind.
 #[derive(Debug, Clone, PartialEq)]
+// Definitions are few and long-lived; boxing the HTTP variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Target {
     Postgres(DatabaseTarget),
     Mysql(DatabaseTarget),
@@ -525,15 +527,13 @@ impl Definition {
         let masked = stored.masked();
         match (&mut self.target, &stored.target, &masked.target) {
             (Target::Postgres(new), Target::Postgres(old), Target::Postgres(shown))
-            | (Target::Mysql(new), Target::Mysql(old), Target::Mysql(shown)) => {
-                if new.url == shown.url {
-                    new.url = old.url.clone();
-                }
+            | (Target::Mysql(new), Target::Mysql(old), Target::Mysql(shown))
+                if new.url == shown.url =>
+            {
+                new.url = old.url.clone();
             }
-            (Target::Redis(new), Target::Redis(old), Target::Redis(shown)) => {
-                if new.url == shown.url {
-                    new.url = old.url.clone();
-                }
+            (Target::Redis(new), Target::Redis(old), Target::Redis(shown)) if new.url == shown.url => {
+                new.url = old.url.clone();
             }
             (Target::Http(new), Target::Http(old), Target::Http(shown)) => {
                 if new.url == shown.url {
@@ -595,16 +595,19 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_kinds_are_named() {
-        let error = Definition::from_json(json!({"name": "db", "kind": "postgres", "url": "postgres://h/db", "qurey": "x"}))
-            .unwrap_err()
-            .to_string();
+        let error =
+            Definition::from_json(json!({"name": "db", "kind": "postgres", "url": "postgres://h/db", "qurey": "x"}))
+                .unwrap_err()
+                .to_string();
         assert!(error.contains("qurey") && error.contains("\"db\""), "{error}");
         let error = Definition::from_json(json!({"name": "x", "kind": "ftp"})).unwrap_err().to_string();
         assert!(error.contains("unknown kind \"ftp\"") && error.contains("postgres"), "{error}");
         let error = Definition::from_json(json!({"name": "x", "kind": "tcp", "address": "nohost"})).unwrap_err();
         assert!(error.to_string().contains("host:port"), "{error}");
-        let error = Definition::from_json(json!({"name": "x", "kind": "tcp", "address": "h:1", "interval": "5s", "timeout": "10s"}))
-            .unwrap_err();
+        let error = Definition::from_json(
+            json!({"name": "x", "kind": "tcp", "address": "h:1", "interval": "5s", "timeout": "10s"}),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("at most the interval"), "{error}");
     }
 

@@ -38,7 +38,9 @@ impl Error {
 impl From<hubmon_state::Error> for Error {
     fn from(error: hubmon_state::Error) -> Self {
         match error {
-            hubmon_state::Error::Conflict { what } => Error::Conflict(what.trim_start_matches("check ").trim_matches('"').to_string()),
+            hubmon_state::Error::Conflict { what } => {
+                Error::Conflict(what.trim_start_matches("check ").trim_matches('"').to_string())
+            }
             other => Error::Store(other),
         }
     }

@@ -21,7 +21,8 @@ pub fn is_link_local(ip: IpAddr) -> bool {
     }
 }
 
-pub const BLOCKED_HINT: &str = "link-local addresses (cloud metadata) are blocked; set check.allow_link_local = true to allow them";
+pub const BLOCKED_HINT: &str =
+    "link-local addresses (cloud metadata) are blocked; set check.allow_link_local = true to allow them";
 
 /// Resolves `host:port`, refusing link-local results unless `allow_link_local`.
 pub async fn resolve(host: &str, port: u16, allow_link_local: bool) -> Result<Vec<SocketAddr>, Failure> {
@@ -40,7 +41,8 @@ pub fn allowed(host: &str, addresses: Vec<SocketAddr>, allow_link_local: bool) -
     let total = addresses.len();
     let kept: Vec<SocketAddr> = addresses.into_iter().filter(|a| !is_link_local(a.ip())).collect();
     if kept.is_empty() {
-        let why = if total == 0 { "no address".to_string() } else { format!("only link-local addresses; {BLOCKED_HINT}") };
+        let why =
+            if total == 0 { "no address".to_string() } else { format!("only link-local addresses; {BLOCKED_HINT}") };
         return Err(Failure::new(format!("{host} resolves to {why}")));
     }
     Ok(kept)

@@ -124,7 +124,11 @@ impl Runner {
         if let (Some(limit), Some(latency)) = (definition.degraded_latency, observation.latency)
             && latency > limit.as_duration()
         {
-            observation.degrade(format!("slow: {:.0} ms, over the {} threshold", latency.as_secs_f64() * 1000.0, limit));
+            observation.degrade(format!(
+                "slow: {:.0} ms, over the {} threshold",
+                latency.as_secs_f64() * 1000.0,
+                limit
+            ));
         }
         let damping = Damping {
             failures_before_unhealthy: definition.failures_before_unhealthy,
@@ -148,8 +152,14 @@ impl Runner {
             (transition, reported)
         };
         let run = LastRun { at, observation, reported };
-        self.write_metrics(metrics::result_series(&definition.name, definition.kind().as_str(), at, reported, &run.observation))
-            .await;
+        self.write_metrics(metrics::result_series(
+            &definition.name,
+            definition.kind().as_str(),
+            at,
+            reported,
+            &run.observation,
+        ))
+        .await;
         self.write_history(entry, &run, transition).await;
         run
     }

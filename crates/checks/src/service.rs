@@ -195,7 +195,8 @@ impl Checks {
     pub async fn history(&self, id: i64, limit: u32) -> Result<HistoryView, Error> {
         let entry = self.entry(id)?;
         let now = Timestamp::now();
-        let changes = self.runner.store.status_changes(id, Timestamp(now.as_millis() - i64::from(DAILY_BARS) * DAY_MS)).await?;
+        let changes =
+            self.runner.store.status_changes(id, Timestamp(now.as_millis() - i64::from(DAILY_BARS) * DAY_MS)).await?;
         let timeline: Vec<Point> = changes
             .iter()
             .map(|c| Point { at: c.at, status: c.to_status.parse().unwrap_or(HealthStatus::Unknown) })
@@ -247,7 +248,8 @@ impl Checks {
     /// The health report: the overall status and every component.
     pub fn report(&self) -> HealthReport {
         let entries: Vec<Arc<Entry>> = self.entries.read().values().cloned().collect();
-        let components: Vec<Component> = entries.iter().filter(|e| e.definition.enabled).map(|e| Component::of(e)).collect();
+        let components: Vec<Component> =
+            entries.iter().filter(|e| e.definition.enabled).map(|e| Component::of(e)).collect();
         HealthReport {
             status: overall(&components),
             generated_at: Timestamp::now(),
@@ -292,13 +294,17 @@ impl Checks {
     async fn reset(&self, entry: &Entry) {
         let transition = entry.state.lock().tracker.reset(Timestamp::now());
         if let Some(transition) = transition {
-            self.runner.write_transition(entry, transition, "not checked (hubmon stopped or the check was changed)").await;
+            self.runner
+                .write_transition(entry, transition, "not checked (hubmon stopped or the check was changed)")
+                .await;
         }
     }
 
     async fn end_series(&self, entry: &Entry) {
         let definition = &entry.definition;
-        self.runner.write_metrics(metrics::end_series(&definition.name, definition.kind().as_str(), Timestamp::now())).await;
+        self.runner
+            .write_metrics(metrics::end_series(&definition.name, definition.kind().as_str(), Timestamp::now()))
+            .await;
     }
 
     /// Removes status changes older than the retention, now and then.
@@ -592,9 +598,8 @@ mod tests {
     #[test]
     fn overall_status_follows_criticality() {
         use HealthStatus::*;
-        let overall_of = |list: &[(HealthStatus, bool)]| {
-            overall(&list.iter().map(|(s, c)| component(*s, *c)).collect::<Vec<_>>())
-        };
+        let overall_of =
+            |list: &[(HealthStatus, bool)]| overall(&list.iter().map(|(s, c)| component(*s, *c)).collect::<Vec<_>>());
         assert_eq!(overall_of(&[]), Unknown);
         assert_eq!(overall_of(&[(Unknown, true), (Healthy, true)]), Unknown);
         assert_eq!(overall_of(&[(Unknown, false), (Healthy, true)]), Healthy);

@@ -22,9 +22,13 @@ async fn postgres_is_healthy_then_fails_on_wrong_password_closed_port_and_silent
     assert!(ok.details["max_connections"].as_i64().unwrap() > 0);
     assert!(ok.latency_ms.unwrap() > 0.0);
 
-    let custom = h.run(json!({"name": "pg-query", "kind": "postgres", "url": url, "query": "SELECT count(*) FROM pg_class"})).await;
+    let custom = h
+        .run(json!({"name": "pg-query", "kind": "postgres", "url": url, "query": "SELECT count(*) FROM pg_class"}))
+        .await;
     assert_eq!(custom.observed, Healthy, "{}", custom.message);
-    let bad_query = h.run(json!({"name": "pg-bad-query", "kind": "postgres", "url": url, "query": "SELECT * FROM no_such_table"})).await;
+    let bad_query = h
+        .run(json!({"name": "pg-bad-query", "kind": "postgres", "url": url, "query": "SELECT * FROM no_such_table"}))
+        .await;
     assert_eq!(bad_query.observed, Unhealthy);
     assert!(bad_query.message.contains("no_such_table"), "{}", bad_query.message);
 
@@ -34,7 +38,9 @@ async fn postgres_is_healthy_then_fails_on_wrong_password_closed_port_and_silent
     assert!(!wrong.message.contains("wrong"), "the password is not echoed: {}", wrong.message);
 
     let port = closed_port();
-    let closed = h.run(json!({"name": "pg-closed", "kind": "postgres", "url": format!("postgres://u:p@127.0.0.1:{port}/db")})).await;
+    let closed = h
+        .run(json!({"name": "pg-closed", "kind": "postgres", "url": format!("postgres://u:p@127.0.0.1:{port}/db")}))
+        .await;
     assert_eq!(closed.observed, Unhealthy);
     assert!(closed.message.contains("cannot connect"), "{}", closed.message);
 
@@ -67,7 +73,8 @@ async fn mysql_is_healthy_then_fails_on_wrong_password_and_closed_port() {
     assert!(wrong.message.contains("Access denied"), "{}", wrong.message);
 
     let port = closed_port();
-    let closed = h.run(json!({"name": "db-closed", "kind": "mysql", "url": format!("mysql://u:p@127.0.0.1:{port}/db")})).await;
+    let closed =
+        h.run(json!({"name": "db-closed", "kind": "mysql", "url": format!("mysql://u:p@127.0.0.1:{port}/db")})).await;
     assert_eq!(closed.observed, Unhealthy);
     assert!(closed.message.contains("cannot connect"), "{}", closed.message);
 }
@@ -87,14 +94,18 @@ async fn redis_is_healthy_times_out_while_it_sleeps_and_recovers() {
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut other = client.get_multiplexed_async_connection().await.unwrap();
     let sleeper = tokio::spawn(async move {
-        let reply: redis::RedisResult<String> = redis::cmd("DEBUG").arg("SLEEP").arg("1.5").query_async(&mut other).await;
+        let reply: redis::RedisResult<String> =
+            redis::cmd("DEBUG").arg("SLEEP").arg("1.5").query_async(&mut other).await;
         reply
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let id = h.id_of("cache");
     let slow = h.checks.run_now(id).await.unwrap().result;
     let slept = sleeper.await.unwrap();
-    assert!(slept.is_ok(), "DEBUG SLEEP was refused ({slept:?}): start Redis with --enable-debug-command local, as .ci/services.sh does");
+    assert!(
+        slept.is_ok(),
+        "DEBUG SLEEP was refused ({slept:?}): start Redis with --enable-debug-command local, as .ci/services.sh does"
+    );
     assert_eq!(slow.observed, Unhealthy);
     assert_eq!(slow.message, "no answer within 500ms (timeout) (failure 1 of 3 before unhealthy)");
     assert_eq!(slow.status, Healthy, "one failure is damped");
@@ -102,7 +113,8 @@ async fn redis_is_healthy_times_out_while_it_sleeps_and_recovers() {
     assert_eq!(again.observed, Healthy, "{}", again.message);
 
     let port = closed_port();
-    let closed = h.run(json!({"name": "cache-closed", "kind": "redis", "url": format!("redis://127.0.0.1:{port}")})).await;
+    let closed =
+        h.run(json!({"name": "cache-closed", "kind": "redis", "url": format!("redis://127.0.0.1:{port}")})).await;
     assert_eq!(closed.observed, Unhealthy);
     assert!(closed.message.contains("cannot connect"), "{}", closed.message);
     let silent = SlowServer::start().await;
@@ -131,8 +143,12 @@ async fn http_checks_status_body_json_latency_and_redirects() {
     assert_eq!(failing.observed, Unhealthy);
     assert_eq!(failing.message, "HTTP 500 (expected 2xx)");
     let excerpt = failing.details["body_excerpt"].as_str().unwrap();
-    assert!(excerpt.starts_with("boom") && !excerpt.contains('\u{1b}') && excerpt.chars().count() <= 201, "{excerpt:?}");
-    let accepted = h.run(json!({"name": "fail-ok", "kind": "http", "url": url("/fail"), "expected_status": [500]})).await;
+    assert!(
+        excerpt.starts_with("boom") && !excerpt.contains('\u{1b}') && excerpt.chars().count() <= 201,
+        "{excerpt:?}"
+    );
+    let accepted =
+        h.run(json!({"name": "fail-ok", "kind": "http", "url": url("/fail"), "expected_status": [500]})).await;
     assert_eq!(accepted.observed, Healthy);
 
     let json_ok = h.run(json!({"name": "json", "kind": "http", "url": url("/json"), "json_path": "items.0.name", "json_equals": "a"})).await;
@@ -140,11 +156,14 @@ async fn http_checks_status_body_json_latency_and_redirects() {
     let json_bad = h.run(json!({"name": "json-bad", "kind": "http", "url": url("/json"), "json_path": "$.status", "json_equals": "down"})).await;
     assert_eq!(json_bad.message, r#"JSON $.status is "up", expected "down""#);
 
-    let slow = h
-        .run(json!({"name": "slow", "kind": "http", "url": url("/slow?ms=400"), "degraded_latency": "100ms"}))
-        .await;
+    let slow =
+        h.run(json!({"name": "slow", "kind": "http", "url": url("/slow?ms=400"), "degraded_latency": "100ms"})).await;
     assert_eq!(slow.observed, Degraded);
-    assert!(slow.message.starts_with("slow: ") && slow.message.contains("over the 100ms threshold"), "{}", slow.message);
+    assert!(
+        slow.message.starts_with("slow: ") && slow.message.contains("over the 100ms threshold"),
+        "{}",
+        slow.message
+    );
     let timed_out = h
         .run(json!({"name": "slower", "kind": "http", "url": url("/slow?ms=3000"), "interval": "5s", "timeout": "300ms"}))
         .await;
@@ -159,18 +178,24 @@ async fn http_checks_status_body_json_latency_and_redirects() {
     let followed = h.run(json!({"name": "redirect", "kind": "http", "url": url("/redirect")})).await;
     assert_eq!(followed.observed, Healthy);
     assert!(followed.details["url"].as_str().unwrap().ends_with("/ok"));
-    let not_followed = h.run(json!({"name": "no-follow", "kind": "http", "url": url("/redirect"), "follow_redirects": false})).await;
+    let not_followed =
+        h.run(json!({"name": "no-follow", "kind": "http", "url": url("/redirect"), "follow_redirects": false})).await;
     assert_eq!(not_followed.message, "HTTP 302 (expected 2xx)");
     let metadata = h.run(json!({"name": "metadata-redirect", "kind": "http", "url": url("/redirect-metadata")})).await;
     assert_eq!(metadata.observed, Unhealthy);
-    assert!(metadata.message.contains("redirect refused") && metadata.message.contains("allow_link_local"), "{}", metadata.message);
+    assert!(
+        metadata.message.contains("redirect refused") && metadata.message.contains("allow_link_local"),
+        "{}",
+        metadata.message
+    );
 
     let port = closed_port();
     let closed = h.run(json!({"name": "closed", "kind": "http", "url": format!("http://127.0.0.1:{port}/")})).await;
     assert_eq!(closed.observed, Unhealthy);
     assert!(closed.message.starts_with("request failed"), "{}", closed.message);
 
-    let refused = h.create(json!({"name": "metadata", "kind": "http", "url": "http://169.254.169.254/latest/meta-data/"})).await;
+    let refused =
+        h.create(json!({"name": "metadata", "kind": "http", "url": "http://169.254.169.254/latest/meta-data/"})).await;
     let error = refused.unwrap_err();
     assert_eq!(error.http_status(), 422);
     assert!(error.to_string().contains("link-local"), "{error}");
@@ -191,7 +216,11 @@ async fn https_checks_verify_certificates_and_warn_before_they_expire() {
     assert_eq!(unverified.observed, Degraded, "it expires in 5 days: {}", unverified.message);
     let days = unverified.details["cert_expiry_days"].as_f64().unwrap();
     assert!((4.8..=5.0).contains(&days), "{days}");
-    assert!(unverified.message.contains("expires in 4.9 days") || unverified.message.contains("expires in 5.0 days"), "{}", unverified.message);
+    assert!(
+        unverified.message.contains("expires in 4.9 days") || unverified.message.contains("expires in 5.0 days"),
+        "{}",
+        unverified.message
+    );
 
     let trusted = h
         .run(json!({"name": "private-ca", "kind": "http", "url": tls.ca_signed_url, "ca_file": tls.ca_file.to_str().unwrap()}))
@@ -207,7 +236,9 @@ async fn https_checks_verify_certificates_and_warn_before_they_expire() {
     assert_eq!(expired.observed, Unhealthy);
     assert!(expired.message.contains("expired"), "{}", expired.message);
 
-    let missing_ca = h.run(json!({"name": "missing-ca", "kind": "http", "url": tls.ca_signed_url, "ca_file": "/no/such/ca.pem"})).await;
+    let missing_ca = h
+        .run(json!({"name": "missing-ca", "kind": "http", "url": tls.ca_signed_url, "ca_file": "/no/such/ca.pem"}))
+        .await;
     assert_eq!(missing_ca.observed, Unhealthy);
     assert!(missing_ca.message.contains("cannot read ca_file /no/such/ca.pem"), "{}", missing_ca.message);
 }
@@ -216,7 +247,8 @@ async fn https_checks_verify_certificates_and_warn_before_they_expire() {
 async fn tcp_system_and_state_store_checks() {
     let h = Harness::new().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let open = h.run(json!({"name": "port", "kind": "tcp", "address": listener.local_addr().unwrap().to_string()})).await;
+    let open =
+        h.run(json!({"name": "port", "kind": "tcp", "address": listener.local_addr().unwrap().to_string()})).await;
     assert_eq!(open.observed, Healthy, "{}", open.message);
     let port = closed_port();
     let closed = h.run(json!({"name": "closed", "kind": "tcp", "address": format!("127.0.0.1:{port}")})).await;
@@ -230,9 +262,8 @@ async fn tcp_system_and_state_store_checks() {
         let value = system.details[figure].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&value), "{figure} = {value}");
     }
-    let always_busy = h
-        .run(json!({"name": "host-strict", "kind": "system", "memory_degraded": 0, "memory_unhealthy": 100}))
-        .await;
+    let always_busy =
+        h.run(json!({"name": "host-strict", "kind": "system", "memory_degraded": 0, "memory_unhealthy": 100})).await;
     assert_eq!(always_busy.observed, Degraded, "{}", always_busy.message);
 
     let store = h.run(json!({"name": "own-store", "kind": "state_store"})).await;

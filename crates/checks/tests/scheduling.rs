@@ -35,8 +35,10 @@ async fn a_port_that_goes_away_turns_unhealthy_after_damping_and_recovers() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let created = h
-        .create(json!({"name": "svc", "kind": "tcp", "address": address.to_string(), "interval": "1s", "timeout": "500ms",
-                      "failures_before_unhealthy": 2, "successes_before_healthy": 2}))
+        .create(
+            json!({"name": "svc", "kind": "tcp", "address": address.to_string(), "interval": "1s", "timeout": "500ms",
+                      "failures_before_unhealthy": 2, "successes_before_healthy": 2}),
+        )
         .await
         .unwrap();
     let status = |h: &Harness| h.checks.get(created.id).unwrap().status;
@@ -45,15 +47,26 @@ async fn a_port_that_goes_away_turns_unhealthy_after_damping_and_recovers() {
     drop(listener);
     let went_down = Instant::now();
     // Two failures one interval apart: within 2 intervals + timeout (+ jitter).
-    assert!(eventually(Duration::from_secs(4), || status(&h) == HealthStatus::Unhealthy).await, "unhealthy after 2 failures");
-    assert!(went_down.elapsed() >= Duration::from_millis(900), "one failure alone is damped: {:?}", went_down.elapsed());
+    assert!(
+        eventually(Duration::from_secs(4), || status(&h) == HealthStatus::Unhealthy).await,
+        "unhealthy after 2 failures"
+    );
+    assert!(
+        went_down.elapsed() >= Duration::from_millis(900),
+        "one failure alone is damped: {:?}",
+        went_down.elapsed()
+    );
 
     let _back = tokio::net::TcpListener::bind(address).await.unwrap();
     let came_back = Instant::now();
     assert!(eventually(Duration::from_secs(4), || status(&h) == HealthStatus::Healthy).await, "recovers");
-    assert!(came_back.elapsed() >= Duration::from_millis(900), "one success alone is damped: {:?}", came_back.elapsed());
+    assert!(
+        came_back.elapsed() >= Duration::from_millis(900),
+        "one success alone is damped: {:?}",
+        came_back.elapsed()
+    );
 
-    let up = h.appender.values(&format!(r#"hubmon_check_up{{check="svc", kind="tcp"}}"#));
+    let up = h.appender.values(r#"hubmon_check_up{check="svc", kind="tcp"}"#);
     let first_down = up.iter().position(|v| *v == 0.0).unwrap();
     assert!(up[..first_down].iter().all(|v| *v == 1.0) && up.last() == Some(&1.0), "{up:?}");
     let unhealthy = h.appender.values(r#"hubmon_check_status{check="svc", kind="tcp", status="unhealthy"}"#);
@@ -104,9 +117,10 @@ async fn a_hung_target_never_holds_up_the_others() {
 #[tokio::test]
 async fn config_checks_are_read_only_replaced_at_start_and_removed_when_gone() {
     let defaults_and_one = |interval: &str| {
-        let configured: Definition =
-            Definition::from_json(json!({"name": "cfg", "kind": "tcp", "address": "127.0.0.1:9", "interval": interval}))
-                .unwrap();
+        let configured: Definition = Definition::from_json(
+            json!({"name": "cfg", "kind": "tcp", "address": "127.0.0.1:9", "interval": interval}),
+        )
+        .unwrap();
         hubmon_checks::config_checks(&Settings { enabled: false, ..Settings::default() }, &[configured]).unwrap()
     };
     let dir = tempfile::tempdir().unwrap();
@@ -122,7 +136,10 @@ async fn config_checks_are_read_only_replaced_at_start_and_removed_when_gone() {
     let ran = h.checks.run_now(id).await.unwrap();
     assert_eq!(ran.result.observed, HealthStatus::Unhealthy, "config checks can still be run by hand");
     let api = h.create(json!({"name": "mine", "kind": "tcp", "address": "127.0.0.1:9"})).await.unwrap();
-    assert_eq!(h.create(json!({"name": "cfg", "kind": "tcp", "address": "127.0.0.1:9"})).await.unwrap_err().http_status(), 409);
+    assert_eq!(
+        h.create(json!({"name": "cfg", "kind": "tcp", "address": "127.0.0.1:9"})).await.unwrap_err().http_status(),
+        409
+    );
     let dir = h.stop().await;
 
     // Next start: cfg changed, and without it the second time.
@@ -132,7 +149,11 @@ async fn config_checks_are_read_only_replaced_at_start_and_removed_when_gone() {
     assert_eq!(h.checks.get(api.id).unwrap().name, "mine", "API checks stay");
     let changes = h.checks.history(id, 10).await.unwrap().changes;
     let last = &changes[0];
-    assert_eq!((last.from, last.to), (HealthStatus::Unhealthy, HealthStatus::Unknown), "stopping marks the status unknown");
+    assert_eq!(
+        (last.from, last.to),
+        (HealthStatus::Unhealthy, HealthStatus::Unknown),
+        "stopping marks the status unknown"
+    );
     let dir = h.stop().await;
     let h = Harness::in_dir(dir, settings, Vec::new(), secrets).await;
     let names: Vec<_> = h.checks.list().into_iter().map(|c| c.name).collect();
@@ -160,7 +181,13 @@ async fn secrets_are_sealed_at_rest_masked_when_shown_and_kept_on_edit() {
 
     // A key that cannot open it: listed, and every run says why.
     let dir = h.stop().await;
-    let h = Harness::in_dir(dir, Settings { enabled: false, ..bare_settings() }, Vec::new(), hubmon_state::Secrets::generate()).await;
+    let h = Harness::in_dir(
+        dir,
+        Settings { enabled: false, ..bare_settings() },
+        Vec::new(),
+        hubmon_state::Secrets::generate(),
+    )
+    .await;
     let ran = h.checks.run_now(created.id).await.unwrap();
     assert_eq!(ran.result.observed, HealthStatus::Unhealthy);
     assert!(ran.result.message.contains("cannot be opened"), "{}", ran.result.message);

@@ -63,7 +63,8 @@ impl HttpProbe {
                 builder = builder.add_root_certificate(certificate);
             }
         }
-        let client = builder.build().map_err(|e| Failure::new(format!("cannot build the HTTP client: {}", chain(&e))))?;
+        let client =
+            builder.build().map_err(|e| Failure::new(format!("cannot build the HTTP client: {}", chain(&e))))?;
         let body_regex = match &target.body_regex {
             Some(pattern) => Some(regex::Regex::new(pattern).map_err(|e| Failure::new(format!("body_regex: {e}")))?),
             None => None,
@@ -112,14 +113,15 @@ impl HttpProbe {
         }
         let latency = started.elapsed();
 
-        let mut observation =
-            Observation::healthy(format!("HTTP {} in {:.1} ms", status.as_u16(), millis(latency)))
-                .with_latency(latency)
-                .detail("status_code", status.as_u16())
-                .detail("url", final_url);
+        let mut observation = Observation::healthy(format!("HTTP {} in {:.1} ms", status.as_u16(), millis(latency)))
+            .with_latency(latency)
+            .detail("status_code", status.as_u16())
+            .detail("url", final_url);
         if let Some((days, not_after)) = certificate {
             observation.cert_expiry_days = Some(days);
-            observation = observation.detail("cert_expiry_days", (days * 10.0).round() / 10.0).detail("cert_not_after", not_after);
+            observation = observation
+                .detail("cert_expiry_days", (days * 10.0).round() / 10.0)
+                .detail("cert_not_after", not_after);
         }
 
         let status_ok = if target.expected_status.is_empty() {
@@ -175,14 +177,13 @@ impl HttpProbe {
                 Ok(json) => json,
                 Err(e) => return Some(format!("the body is not JSON ({e})")),
             };
-            let found = path
-                .trim_start_matches("$.")
-                .split('.')
-                .filter(|part| !part.is_empty())
-                .try_fold(&json, |value, part| match value {
+            let found = path.trim_start_matches("$.").split('.').filter(|part| !part.is_empty()).try_fold(
+                &json,
+                |value, part| match value {
                     serde_json::Value::Array(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
                     other => other.get(part),
-                });
+                },
+            );
             match found {
                 Some(value) if value == expected => {}
                 Some(value) => return Some(format!("JSON {path} is {value}, expected {expected}")),

@@ -125,8 +125,7 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// characters replaced, so a body never floods a message or breaks a log line.
 pub(crate) fn excerpt(body: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(body);
-    let mut out: String =
-        text.chars().take(max).map(|c| if c.is_control() && c != ' ' { ' ' } else { c }).collect();
+    let mut out: String = text.chars().take(max).map(|c| if c.is_control() && c != ' ' { ' ' } else { c }).collect();
     if text.chars().count() > max {
         out.push('…');
     }

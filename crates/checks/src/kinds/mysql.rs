@@ -56,7 +56,8 @@ impl MysqlProbe {
 
         let version_text = version.clone().unwrap_or_else(|| "(version unknown)".to_string());
         let mut observation =
-            Observation::healthy(format!("MySQL {version_text} answered in {:.1} ms", millis(latency))).with_latency(latency);
+            Observation::healthy(format!("MySQL {version_text} answered in {:.1} ms", millis(latency)))
+                .with_latency(latency);
         if let Some(version) = version {
             let flavour = if version.to_ascii_lowercase().contains("mariadb") { "mariadb" } else { "mysql" };
             observation = observation.detail("server_version", version).detail("flavour", flavour);

@@ -44,8 +44,7 @@ impl PostgresProbe {
             .await
             .map_err(|e| Failure::new(format!("query failed: {}", chain(&e))))?;
         let latency = started.elapsed();
-        let version: Option<String> =
-            sqlx::query_scalar("SHOW server_version").fetch_one(&mut connection).await.ok();
+        let version: Option<String> = sqlx::query_scalar("SHOW server_version").fetch_one(&mut connection).await.ok();
         let usage: Option<(i64, i64)> = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), \
                     current_setting('max_connections')::BIGINT",

@@ -9,7 +9,10 @@ use crate::status::Observation;
 
 pub async fn run(store: &dyn StateStore) -> Result<Observation, Failure> {
     let started = Instant::now();
-    store.ping().await.map_err(|e| Failure::new(format!("the {} state store does not answer: {}", store.backend(), chain(&e))))?;
+    store
+        .ping()
+        .await
+        .map_err(|e| Failure::new(format!("the {} state store does not answer: {}", store.backend(), chain(&e))))?;
     let latency = started.elapsed();
     let pool = store.pool_usage();
     let in_use = pool.size.saturating_sub(pool.idle);

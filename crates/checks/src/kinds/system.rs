@@ -88,7 +88,8 @@ fn judge(usage: &Usage, limits: &SystemTarget) -> Observation {
         ("disk", Some((mount, _))) => format!("disk {value:.1} % ({mount})"),
         _ => format!("{what} {value:.1} %"),
     };
-    let summary: Vec<String> = figures.iter().filter_map(|(what, value, ..)| value.map(|v| describe(what, v))).collect();
+    let summary: Vec<String> =
+        figures.iter().filter_map(|(what, value, ..)| value.map(|v| describe(what, v))).collect();
     let mut status = HealthStatus::Healthy;
     let mut reasons = Vec::new();
     for (what, value, degraded, unhealthy) in figures {

@@ -270,7 +270,8 @@ async fn serve_tls(certificate: Vec<u8>, key: Vec<u8>) -> String {
                         Ok(n) => request.extend_from_slice(&buffer[..n]),
                     }
                 }
-                let response = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let response =
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
                 stream.write_all(response).await.ok();
                 stream.shutdown().await.ok();
             });
