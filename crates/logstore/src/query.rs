@@ -118,7 +118,7 @@ impl Predicate {
             Predicate::FieldIs { field, values } => match entry.field_text(field) {
                 Some(actual) => {
                     let actual = text::lower(&actual);
-                    values.iter().any(|v| *v == actual)
+                    values.contains(&actual)
                 }
                 None => false,
             },

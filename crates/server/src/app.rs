@@ -41,8 +41,18 @@ pub struct Services {
     pub metadata: hubmon_ingest::scrape::MetadataStore,
     pub routes: RouteTable,
     pub openapi_json: String,
+    /// The log store: ingest, search, statistics, tail.
+    pub logs: crate::logs::LogService,
     /// The dashboard's live summary and its stream.
     pub monitor: crate::monitor::Monitor,
+    /// Seals and opens secrets at rest (channel passwords, tokens in webhook URLs, …).
+    pub secrets: hubmon_state::Secrets,
+    /// Notification channels, the outbox and its dispatcher, the in-app inbox.
+    pub notifier: hubmon_notify::Notifier,
+    /// Alert rules, open alerts, silences; evaluates and hands notifications to the notifier.
+    pub alerting: crate::alerting::Alerting,
+    /// The health checks: scheduled runs, history, the health report.
+    pub checks: Arc<hubmon_checks::Checks>,
 }
 
 impl Deref for AppState {
@@ -91,6 +101,11 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
         .context("metrics store task failed")?
         .context("cannot open the metrics store")?;
     let metrics = Arc::new(metrics);
+    let logs = crate::logs::open(data_dir.path(), &config.logs).await?;
+    let secrets = hubmon_state::Secrets::load(std::env::var("HUBMON_SECRET_KEY").ok().as_deref(), data_dir.path())
+        .context("cannot load the secret key")?;
+    let notifier = hubmon_notify::Notifier::new(store.clone(), secrets.clone(), config.notify.clone())
+        .context("cannot start the notifier")?;
 
     let listener =
         TcpListener::bind(&config.listen.0).await.with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -99,7 +114,30 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
     let (routes, openapi, route_table) = crate::http::api_routes();
     let openapi_json = openapi.to_json().context("cannot render the OpenAPI document")?;
     let query_engine = Arc::new(hubmon_promql::Engine::new(metrics.clone(), config.query.engine_options()));
+    let alerting = crate::alerting::Alerting::start(
+        config.alerting.clone(),
+        store.clone(),
+        query_engine.clone(),
+        metrics.clone(),
+        notifier.clone(),
+        config.notify.external_url.trim().trim_end_matches('/').to_string(),
+    )
+    .await
+    .context("cannot start alerting")?;
     let shutdown = CancellationToken::new();
+    let checks = hubmon_checks::Checks::start(
+        hubmon_checks::Setup {
+            config_checks: hubmon_checks::config_checks(&config.check, &config.checks).map_err(anyhow::Error::msg)?,
+            settings: config.check.clone(),
+            store: store.clone(),
+            secrets: secrets.clone(),
+            appender: metrics.clone(),
+            host: config.host.clone(),
+        },
+        shutdown.child_token(),
+    )
+    .await
+    .context("cannot start the health checks")?;
     let state = AppState(Arc::new(Services {
         config,
         store,
@@ -111,7 +149,12 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
         requests: Default::default(),
         routes: route_table,
         openapi_json,
+        logs,
         monitor: crate::monitor::Monitor::new(shutdown.clone()),
+        secrets,
+        notifier,
+        alerting,
+        checks,
     }));
     tracing::info!(%addr, data_dir = %data_dir.path().display(), state_store = %location.display(), "hubmon listening");
 
@@ -132,7 +175,18 @@ async fn serve(
     tasks.spawn(sync_metrics_log(state.clone(), shutdown.clone()));
     spawn_scrapers(&state, &tasks, &shutdown);
     tasks.spawn(record_own_requests(state.clone(), shutdown.clone()));
+    if let Err(error) = crate::logs::spawn(&state, &tasks, &shutdown).await {
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+        state.store.close().await;
+        return Err(error);
+    }
     tasks.spawn(crate::monitor::run(state.clone(), shutdown.clone()));
+    if state.config.notify.enabled {
+        tasks.spawn(state.notifier.clone().run(shutdown.clone()));
+    }
+    tasks.spawn(state.alerting.clone().run(shutdown.clone()));
     if state.config.host.enabled {
         tasks.spawn(collect_host(state.clone(), shutdown.clone()));
     }
@@ -145,9 +199,14 @@ async fn serve(
     shutdown.cancel();
     tasks.close();
     tasks.wait().await;
+    state.checks.stop().await;
     let metrics = state.metrics.clone();
     if let Ok(Err(error)) = tokio::task::spawn_blocking(move || metrics.sync()).await {
         tracing::error!(%error, "could not flush the metrics write-ahead log");
+    }
+    let logs = state.logs.store.clone();
+    if let Ok(Err(error)) = tokio::task::spawn_blocking(move || logs.sync()).await {
+        tracing::error!(%error, "could not flush the log write-ahead log");
     }
     state.store.close().await;
     drop(data_dir);

@@ -28,6 +28,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Alert rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// API token administration, directly on the state store.
     Token {
         #[command(subcommand)]
@@ -41,6 +46,16 @@ pub enum ConfigCommand {
     Check {
         /// The TOML file to check.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Validates Prometheus rule files and reports the first problem of each.
+    Check {
+        /// Rule files (YAML, `groups:`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -96,6 +111,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Config { command: ConfigCommand::Check { file } } => check_config(&file),
+        Command::Rules { command: RulesCommand::Check { files } } => check_rules(&files),
         Command::Token { command: TokenCommand::Create { role, name, expires_in, server } } => {
             create_token(&server, role, &name, expires_in)
         }
@@ -107,6 +123,32 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn check_rules(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for file in files {
+        let shown = file.display().to_string();
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {shown}"))?;
+        match hubmon_rules::parse_rule_file(&text, &shown, std::time::Duration::from_secs(15)) {
+            Ok(groups) => {
+                let alerting: usize = groups.iter().map(|g| g.alerting.len()).sum();
+                let recording: usize = groups.iter().map(|g| g.recording.len()).sum();
+                println!(
+                    "{shown}: SUCCESS: {} groups, {alerting} alerting and {recording} recording rules",
+                    groups.len()
+                );
+            }
+            Err(e) => {
+                println!("{shown}: FAILED: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} rule files are invalid", files.len());
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

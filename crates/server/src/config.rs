@@ -35,6 +35,16 @@ pub struct Config {
     pub query: QueryConfig,
     /// The host (and GPU) collector.
     pub host: hubmon_ingest::host::HostConfig,
+    /// How health checks run, and the built-in ones (`[check]`).
+    pub check: hubmon_checks::Settings,
+    /// The built-in log store, log ingest limits and the syslog listeners.
+    pub logs: logs::LogsConfig,
+    /// The notification outbox dispatcher (channels themselves are managed over the API).
+    pub notify: hubmon_notify::Config,
+    /// Alert rule evaluation, notification grouping, routes and inhibition.
+    pub alerting: alerting::AlertingConfig,
+    /// Health checks defined in the file (`[[checks]]` tables).
+    pub checks: Vec<hubmon_checks::Definition>,
     /// Prometheus-style targets to scrape (`[[scrape]]` tables).
     pub scrape: Vec<hubmon_ingest::scrape::ScrapeConfig>,
 }
@@ -135,6 +145,11 @@ impl Default for Config {
             metrics: hubmon_tsdb::Config::default(),
             query: QueryConfig::default(),
             host: hubmon_ingest::host::HostConfig::default(),
+            check: hubmon_checks::Settings::default(),
+            checks: Vec::new(),
+            logs: logs::LogsConfig::default(),
+            alerting: alerting::AlertingConfig::default(),
+            notify: hubmon_notify::Config::default(),
             scrape: Vec::new(),
         }
     }
@@ -316,6 +331,11 @@ impl Config {
         if self.host.interval.as_duration() < std::time::Duration::from_secs(1) {
             return Err("host.interval must be at least 1s".into());
         }
+        self.check.validate()?;
+        hubmon_checks::config_checks(&self.check, &self.checks)?;
+        self.logs.validate()?;
+        self.alerting.validate()?;
+        self.notify.validate()?;
         let mut jobs = std::collections::BTreeSet::new();
         for job in &self.scrape {
             job.validate()?;
@@ -432,5 +452,7 @@ pub fn unknown_env_variables(env: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
+pub mod alerting;
+pub mod logs;
 #[cfg(test)]
 mod tests;

@@ -7,11 +7,13 @@
 //! - [`audit`]: what an audit entry records of a change (secrets masked).
 //! - [`http`]: routes with their required roles, middleware, handlers.
 //! - [`monitor`]: the dashboard's live summary and the stream that pushes it.
+//! - [`logs`]: the log store's wiring, background work and syslog listeners.
 //! - [`telemetry`]: hubmon's own logs and `/metrics`.
 //! - [`datadir`]: the data directory and its lock.
 //!
 //! This is the only crate that knows about HTTP, configuration files and `anyhow`.
 
+pub mod alerting;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -19,5 +21,6 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod http;
+pub mod logs;
 pub mod monitor;
 pub mod telemetry;
