@@ -58,6 +58,29 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Checks what the types alone cannot; errors name the option.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.concurrency == 0 {
+            return Err("notify.concurrency must be at least 1".into());
+        }
+        if self.poll_interval.as_duration() < Duration::from_millis(10) {
+            return Err("notify.poll_interval must be at least 10ms".into());
+        }
+        if self.lease.as_duration() < Duration::from_secs(2) {
+            return Err("notify.lease must be at least 2s".into());
+        }
+        if self.retry_initial.as_duration().is_zero() || self.retry_max.as_duration() < self.retry_initial.as_duration() {
+            return Err("notify.retry_initial must be more than 0s and at most notify.retry_max".into());
+        }
+        let url = self.external_url.trim();
+        if !url.is_empty() && !reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+            return Err(format!("notify.external_url {url:?} must be an http:// or https:// URL, or empty"));
+        }
+        Ok(())
+    }
+}
+
 /// A channel as `POST`/`PUT /api/v1/channels` take it.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -253,8 +253,13 @@ pub trait NotifyStore: Send + Sync {
     /// Adds inbox entries; an entry for a (user, notification) pair already there is skipped.
     async fn add_inbox_messages(&self, messages: &[NewInboxMessage]) -> Result<u64>;
     /// Newest first; `before_id` pages.
-    async fn list_inbox(&self, user_id: i64, unread_only: bool, before_id: Option<i64>, limit: u32)
-    -> Result<Vec<InboxMessage>>;
+    async fn list_inbox(
+        &self,
+        user_id: i64,
+        unread_only: bool,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<InboxMessage>>;
     async fn unread_inbox_count(&self, user_id: i64) -> Result<i64>;
     /// Marks one entry (or, with `None`, all) of the user's inbox read; returns how many changed.
     async fn mark_inbox_read(&self, user_id: i64, id: Option<i64>, at: Timestamp) -> Result<u64>;
@@ -473,7 +478,8 @@ impl NotifyStore for SqlStore {
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $8, $8, $8) \
              ON CONFLICT (channel_id, dedup_key) DO NOTHING RETURNING {NOTIFICATION_COLUMNS}"
         );
-        let select = format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE channel_id = $1 AND dedup_key = $2");
+        let select =
+            format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE channel_id = $1 AND dedup_key = $2");
         let (row, new): (NotificationRow, bool) = on_backend!(self, |pool| {
             let inserted: Option<NotificationRow> = sqlx::query_as(&insert)
                 .bind(n.channel_id)
@@ -489,7 +495,8 @@ impl NotifyStore for SqlStore {
             match inserted {
                 Some(row) => Ok::<_, sqlx::Error>((row, true)),
                 None => {
-                    let existing = sqlx::query_as(&select).bind(n.channel_id).bind(&n.dedup_key).fetch_one(pool).await?;
+                    let existing =
+                        sqlx::query_as(&select).bind(n.channel_id).bind(&n.dedup_key).fetch_one(pool).await?;
                     Ok((existing, false))
                 }
             }

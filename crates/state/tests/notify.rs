@@ -185,10 +185,10 @@ async fn attempts_move_the_row_on_and_are_kept_in_order(store: &dyn StateStore) 
     assert!(store.claim_notifications(&claim("w", 99_000, 10)).await.unwrap().is_empty(), "delivered is final");
 
     let attempts = store.list_attempts(n.id).await.unwrap();
-    assert_eq!(attempts.iter().map(|a| (a.attempt, a.outcome)).collect::<Vec<_>>(), [
-        (1, AttemptOutcome::Retry),
-        (2, AttemptOutcome::Delivered)
-    ]);
+    assert_eq!(
+        attempts.iter().map(|a| (a.attempt, a.outcome)).collect::<Vec<_>>(),
+        [(1, AttemptOutcome::Retry), (2, AttemptOutcome::Delivered)]
+    );
     assert_eq!(attempts[0].status_code, Some(503));
     assert_eq!(attempts[1].worker, "w");
     assert_eq!(attempts[1].duration_ms, 12);
@@ -246,21 +246,32 @@ async fn history_filters_and_pages_newest_first(store: &dyn StateStore) {
     let mut ids = Vec::new();
     for i in 0..5 {
         let target = if i % 2 == 0 { a.id } else { b.id };
-        ids.push(store.enqueue_notification(notification(target, &format!("k{i}"), 1_000 * (i + 1))).await.unwrap().0.id);
+        ids.push(
+            store.enqueue_notification(notification(target, &format!("k{i}"), 1_000 * (i + 1))).await.unwrap().0.id,
+        );
     }
     let query = |q: NotificationQuery| async move {
         store.list_notifications(&q).await.unwrap().into_iter().map(|n| n.dedup_key).collect::<Vec<_>>()
     };
     assert_eq!(query(NotificationQuery { limit: 10, ..Default::default() }).await, ["k4", "k3", "k2", "k1", "k0"]);
-    assert_eq!(query(NotificationQuery { channel_id: Some(a.id), limit: 10, ..Default::default() }).await, [
-        "k4", "k2", "k0"
-    ]);
     assert_eq!(
-        query(NotificationQuery { since: Some(Timestamp(2_000)), until: Some(Timestamp(3_000)), limit: 10, ..Default::default() })
-            .await,
+        query(NotificationQuery { channel_id: Some(a.id), limit: 10, ..Default::default() }).await,
+        ["k4", "k2", "k0"]
+    );
+    assert_eq!(
+        query(NotificationQuery {
+            since: Some(Timestamp(2_000)),
+            until: Some(Timestamp(3_000)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await,
         ["k2", "k1"]
     );
-    assert_eq!(query(NotificationQuery { before_id: Some(ids[3]), limit: 2, ..Default::default() }).await, ["k2", "k1"]);
+    assert_eq!(
+        query(NotificationQuery { before_id: Some(ids[3]), limit: 2, ..Default::default() }).await,
+        ["k2", "k1"]
+    );
     assert_eq!(
         query(NotificationQuery { status: Some(DeliveryStatus::Failed), limit: 10, ..Default::default() }).await,
         Vec::<String>::new()

@@ -224,7 +224,8 @@ impl SmtpSink {
         let mut child = command.spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().strip_prefix("PORT ").unwrap_or_else(|| panic!("smtp_sink.py said {line:?}")).parse().unwrap();
+        let port =
+            line.trim().strip_prefix("PORT ").unwrap_or_else(|| panic!("smtp_sink.py said {line:?}")).parse().unwrap();
         Self { port, dir, child }
     }
 
@@ -353,7 +354,11 @@ pub fn alert_message(name: &str, severity: &str) -> hubmon_notify::AlertMessage 
         fingerprint: "4f1c2a9e".to_string(),
         value: Some("93.5%".to_string()),
     };
-    hubmon_notify::AlertMessage::new(hubmon_notify::MessageKind::Alert, format!("{{}}:{{alertname=\"{name}\"}}"), vec![alert])
+    hubmon_notify::AlertMessage::new(
+        hubmon_notify::MessageKind::Alert,
+        format!("{{}}:{{alertname=\"{name}\"}}"),
+        vec![alert],
+    )
 }
 
 /// Polls `check` until it returns `Some`, failing after `within`.
