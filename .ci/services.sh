@@ -97,6 +97,9 @@ _hubmon_svc_missing_packages() {
   # curl is installed without recommends, so make sure TLS to the outside still verifies.
   [[ -s /etc/ssl/certs/ca-certificates.crt ]] || echo "want ca-certificates"
   command -v python3 >/dev/null 2>&1 || echo "want python3"
+  # The real SMTP server the email notification tests deliver to (crates/notify/tests, started
+  # by the tests themselves with the system Python).
+  /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || echo "need python3-aiosmtpd"
   # runuser comes with util-linux (essential, so practically always there).
   command -v runuser >/dev/null 2>&1 || echo "want util-linux"
   # The dashboard's browser tests (web/e2e) drive Debian's Chromium; the CJK font renders the
