@@ -70,7 +70,8 @@ impl Config {
         if self.lease.as_duration() < Duration::from_secs(2) {
             return Err("notify.lease must be at least 2s".into());
         }
-        if self.retry_initial.as_duration().is_zero() || self.retry_max.as_duration() < self.retry_initial.as_duration() {
+        if self.retry_initial.as_duration().is_zero() || self.retry_max.as_duration() < self.retry_initial.as_duration()
+        {
             return Err("notify.retry_initial must be more than 0s and at most notify.retry_max".into());
         }
         let url = self.external_url.trim();
@@ -393,7 +394,13 @@ impl Notifier {
         Ok((row, attempts))
     }
 
-    pub async fn inbox(&self, user_id: i64, unread_only: bool, before_id: Option<i64>, limit: u32) -> Result<Vec<InboxMessage>> {
+    pub async fn inbox(
+        &self,
+        user_id: i64,
+        unread_only: bool,
+        before_id: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<InboxMessage>> {
         Ok(self.0.store.list_inbox(user_id, unread_only, before_id, limit).await?)
     }
 
@@ -434,7 +441,13 @@ impl Notifier {
 /// The wait before attempt `attempt + 1`: `initial × 2^(attempt-1)` capped at `max`, scaled
 /// into its upper half by `jitter` (0..1) so retries of many rows spread out; never shorter
 /// than what the peer asked for (capped at an hour).
-pub(crate) fn backoff(initial: Duration, max: Duration, attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+pub(crate) fn backoff(
+    initial: Duration,
+    max: Duration,
+    attempt: u32,
+    retry_after: Option<Duration>,
+    jitter: f64,
+) -> Duration {
     let exponent = attempt.saturating_sub(1).min(30);
     let full = initial.saturating_mul(1u32 << exponent).min(max);
     let jittered = full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0));

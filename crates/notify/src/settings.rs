@@ -129,6 +129,9 @@ pub struct EmailSettings {
     pub password: Option<String>,
     pub from: String,
     pub to: Vec<String>,
+    /// A PEM file of extra CA certificates to trust (an internal relay's CA), besides the
+    /// public roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Accept any certificate: only for a test relay with a self-signed one.
     #[serde(default)]
     pub tls_insecure_skip_verify: bool,
@@ -398,6 +401,13 @@ fn validate_email(email: &EmailSettings) -> Result<()> {
     if email.smtp_port == Some(0) {
         return Err(Error::invalid("config.smtp_port", "must be 1 to 65535"));
     }
+    if let Some(path) = &email.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| Error::invalid("config.ca_file", format!("cannot read {}: {e}", path.display())))?;
+        lettre::transport::smtp::client::Certificate::from_pem(&pem).map_err(|e| {
+            Error::invalid("config.ca_file", format!("{} holds no PEM certificate: {e}", path.display()))
+        })?;
+    }
     if email.password.is_some() && email.username.is_none() {
         return Err(Error::invalid("config.username", "is required when a password is set"));
     }
@@ -549,8 +559,14 @@ mod tests {
             invalid(ChannelKind::Slack, json!({"webhook_url": "https://h/x", "title_template": "{{ oops"})).0,
             "config.title_template"
         );
-        assert_eq!(invalid(ChannelKind::Slack, json!({"webhook_url": "https://h/x", "max_attempts": 0})).0, "config.max_attempts");
-        assert_eq!(invalid(ChannelKind::Dingtalk, json!({"webhook_url": "https://h/x", "secret": " "})).0, "config.secret");
+        assert_eq!(
+            invalid(ChannelKind::Slack, json!({"webhook_url": "https://h/x", "max_attempts": 0})).0,
+            "config.max_attempts"
+        );
+        assert_eq!(
+            invalid(ChannelKind::Dingtalk, json!({"webhook_url": "https://h/x", "secret": " "})).0,
+            "config.secret"
+        );
         assert!("pager".parse::<ChannelKind>().is_err());
     }
 

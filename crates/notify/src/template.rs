@@ -197,11 +197,10 @@ fn one_line(text: &str) -> String {
 
 fn alert_values(alert: &Alert, language: Language) -> Value {
     let severity = alert.severity();
-    let summary = alert
-        .annotations
-        .get("summary")
-        .cloned()
-        .unwrap_or_else(|| if alert.name().is_empty() { alert.fingerprint.clone() } else { alert.name().to_string() });
+    let summary =
+        alert.annotations.get("summary").cloned().unwrap_or_else(|| {
+            if alert.name().is_empty() { alert.fingerprint.clone() } else { alert.name().to_string() }
+        });
     let label_text = alert
         .labels
         .iter()
@@ -476,17 +475,25 @@ mod tests {
         let telegram = Templates::new(ChannelKind::Telegram, Language::En, None, None, None).unwrap();
         assert!(telegram.render(&message(), &context).unwrap().body.contains("&lt;script&gt;"));
 
-        let custom = Templates::new(ChannelKind::Email, Language::En, Some("a\r\nBcc: x@y.z {{ name }}".into()), None, None)
-            .unwrap();
+        let custom =
+            Templates::new(ChannelKind::Email, Language::En, Some("a\r\nBcc: x@y.z {{ name }}".into()), None, None)
+                .unwrap();
         assert_eq!(custom.render(&message(), &context).unwrap().title, "a Bcc: x@y.z HighCPU");
     }
 
     #[test]
     fn template_errors_name_the_field() {
         let error = Templates::new(ChannelKind::Slack, Language::En, None, Some("{% for %}".into()), None).unwrap_err();
-        assert!(matches!(error, Error::InvalidSettings { ref field, .. } if field == "config.body_template"), "{error}");
-        let error = Templates::new(ChannelKind::Slack, Language::En, Some("{{ name | nosuchfilter }}".into()), None, None)
-            .unwrap_err();
-        assert!(matches!(error, Error::InvalidSettings { ref field, .. } if field == "config.title_template"), "{error}");
+        assert!(
+            matches!(error, Error::InvalidSettings { ref field, .. } if field == "config.body_template"),
+            "{error}"
+        );
+        let error =
+            Templates::new(ChannelKind::Slack, Language::En, Some("{{ name | nosuchfilter }}".into()), None, None)
+                .unwrap_err();
+        assert!(
+            matches!(error, Error::InvalidSettings { ref field, .. } if field == "config.title_template"),
+            "{error}"
+        );
     }
 }

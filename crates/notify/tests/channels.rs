@@ -60,7 +60,8 @@ async fn slack_gets_block_kit_with_the_severity_colour() {
     let store = TestStore::sqlite().await;
     let slack = Receiver::start("ok").await;
     let (notifier, id) =
-        deliver_one(&store, "slack", json!({"webhook_url": slack.url("/services/T000/B000/XXXX"), "channel": "#ops"})).await;
+        deliver_one(&store, "slack", json!({"webhook_url": slack.url("/services/T000/B000/XXXX"), "channel": "#ops"}))
+            .await;
     assert_delivered(&notifier, id).await;
     let request = &slack.requests()[0];
     assert_eq!(request.path, "/services/T000/B000/XXXX");
@@ -141,9 +142,12 @@ async fn feishu_gets_a_signed_interactive_card() {
     let store = TestStore::sqlite().await;
     let feishu = Receiver::start(r#"{"code":0,"msg":"success","data":{}}"#).await;
     let secret = "feishu-secret-abc";
-    let (notifier, id) =
-        deliver_one(&store, "feishu", json!({"webhook_url": feishu.url("/open-apis/bot/v2/hook/abc"), "secret": secret}))
-            .await;
+    let (notifier, id) = deliver_one(
+        &store,
+        "feishu",
+        json!({"webhook_url": feishu.url("/open-apis/bot/v2/hook/abc"), "secret": secret}),
+    )
+    .await;
     assert_delivered(&notifier, id).await;
     let body = feishu.requests()[0].json();
     // What Feishu checks: sign = base64(HMAC-SHA256(key = timestamp + "\n" + secret, empty)).
@@ -345,7 +349,8 @@ async fn a_test_send_reports_the_attempt_and_an_unreachable_host_fails_fast() {
     let store = TestStore::sqlite().await;
     let notifier = notifier(store.store.clone(), fast_config());
     let receiver = Receiver::start("ok").await;
-    let created = notifier.create_channel(channel("hook", "webhook", json!({"webhook_url": receiver.url("/")}))).await.unwrap();
+    let created =
+        notifier.create_channel(channel("hook", "webhook", json!({"webhook_url": receiver.url("/")}))).await.unwrap();
     let report = notifier.test_channel(created.id).await.unwrap();
     assert!(report.delivered, "{report:?}");
     assert_eq!(report.status_code, Some(200));
@@ -353,7 +358,10 @@ async fn a_test_send_reports_the_attempt_and_an_unreachable_host_fails_fast() {
     assert_eq!(receiver.requests()[0].json()["alerts"][0]["labels"]["alertname"], "HubmonTestNotification");
 
     // Port 9 on loopback: nothing listens, the connection is refused at once.
-    let closed = notifier.create_channel(channel("closed", "webhook", json!({"webhook_url": "http://127.0.0.1:9/"}))).await.unwrap();
+    let closed = notifier
+        .create_channel(channel("closed", "webhook", json!({"webhook_url": "http://127.0.0.1:9/"})))
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let report = notifier.test_channel(closed.id).await.unwrap();
     assert!(!report.delivered);
@@ -362,4 +370,50 @@ async fn a_test_send_reports_the_attempt_and_an_unreachable_host_fails_fast() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let (row, _) = notifier.notification(report.notification_id.unwrap()).await.unwrap();
     assert_eq!(row.status, DeliveryStatus::Failed);
+}
+
+#[tokio::test]
+async fn email_over_starttls_and_implicit_tls_verifies_the_relay_certificate() {
+    let store = TestStore::sqlite().await;
+    let pki = TestPki::generate();
+    for (mode, security) in [("starttls", "starttls"), ("implicit", "tls")] {
+        let smtp = SmtpSink::start_with(None, Some((mode, &pki.certificate_file, &pki.key_file)));
+        let config = json!({
+            "smtp_host": "127.0.0.1", "smtp_port": smtp.port, "security": security,
+            "ca_file": pki.ca_file, "from": "alerts@hubmon.test", "to": ["ops@example.test"],
+        });
+        let (notifier, id) = deliver_one(&store, "email", config.clone()).await;
+        assert_delivered(&notifier, id).await;
+        let mail = &smtp.wait_for(1, WAIT).await[0];
+        assert_eq!(mail["subject"], "[FIRING] HighCPU (critical)", "{mode}");
+
+        // Without the relay's CA the certificate is refused: nothing is sent in the clear.
+        let mut untrusted = config;
+        untrusted.as_object_mut().unwrap().remove("ca_file");
+        let notifier = notifier_for_test(&store);
+        let created = notifier.create_channel(channel(&format!("untrusted-{mode}"), "email", untrusted)).await.unwrap();
+        let report = notifier.test_channel(created.id).await.unwrap();
+        assert!(!report.delivered, "{mode}: {report:?}");
+        assert!(report.detail.to_lowercase().contains("certificate"), "{mode}: {}", report.detail);
+        assert_eq!(smtp.messages().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn starttls_is_required_not_optional() {
+    let store = TestStore::sqlite().await;
+    let plain = SmtpSink::start();
+    let notifier = notifier_for_test(&store);
+    let config = json!({
+        "smtp_host": "127.0.0.1", "smtp_port": plain.port, "security": "starttls",
+        "from": "alerts@hubmon.test", "to": ["ops@example.test"],
+    });
+    let created = notifier.create_channel(channel("no-starttls", "email", config)).await.unwrap();
+    let report = notifier.test_channel(created.id).await.unwrap();
+    assert!(!report.delivered, "{report:?}");
+    assert!(plain.messages().is_empty(), "nothing is sent when the server cannot STARTTLS");
+}
+
+fn notifier_for_test(store: &TestStore) -> Notifier {
+    notifier(store.store.clone(), fast_config())
 }

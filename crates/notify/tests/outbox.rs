@@ -88,11 +88,10 @@ async fn server_errors_are_retried_with_growing_waits_then_dead_lettered_and_ret
     let id = notifier.enqueue(&[channel], &alert_message("Flaky", "warning"), "k").await.unwrap()[0].notification_id;
     let running = run(&notifier);
     let attempts = wait_status(&notifier, id, DeliveryStatus::Failed).await;
-    assert_eq!(attempts.iter().map(|a| a.outcome).collect::<Vec<_>>(), [
-        AttemptOutcome::Retry,
-        AttemptOutcome::Retry,
-        AttemptOutcome::Failed
-    ]);
+    assert_eq!(
+        attempts.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        [AttemptOutcome::Retry, AttemptOutcome::Retry, AttemptOutcome::Failed]
+    );
     assert!(attempts.iter().all(|a| a.status_code == Some(500)));
     assert_eq!(receiver.count(), 3, "max_attempts, then it stops");
     // Backoff: 200 ms × 2^(n-1), jittered into its upper half.
@@ -182,7 +181,10 @@ async fn dingtalk_rate_limit_queues_what_is_over_twenty_a_minute() {
         .id;
     let mut ids = Vec::new();
     for i in 0..25 {
-        ids.push(notifier.enqueue(&[channel], &alert_message("A", "warning"), &format!("k{i}")).await.unwrap()[0].notification_id);
+        ids.push(
+            notifier.enqueue(&[channel], &alert_message("A", "warning"), &format!("k{i}")).await.unwrap()[0]
+                .notification_id,
+        );
     }
     let running = run(&notifier);
     dingtalk.wait_for(20, WAIT).await;
@@ -239,7 +241,10 @@ async fn a_process_that_died_between_claim_and_send_loses_nothing() {
 /// Runs a dispatcher on a runtime of its own, as another process would; dropping the returned
 /// sender kills that runtime at once, every task dropped where it stands (like `kill -9`: no
 /// attempt is recorded, no lease released).
-fn dispatcher_process(location: hubmon_state::StoreLocation, config: hubmon_notify::Config) -> std::sync::mpsc::Sender<()> {
+fn dispatcher_process(
+    location: hubmon_state::StoreLocation,
+    config: hubmon_notify::Config,
+) -> std::sync::mpsc::Sender<()> {
     let (kill, killed) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -296,7 +301,10 @@ async fn a_process_killed_mid_batch_loses_nothing_and_repeats_only_what_was_in_f
     let channel = webhook_channel(&producer, "c", &receiver.url("/"), json!({})).await;
     let mut ids = Vec::new();
     for i in 0..40 {
-        ids.push(producer.enqueue(&[channel], &alert_message("A", "info"), &format!("k{i}")).await.unwrap()[0].notification_id);
+        ids.push(
+            producer.enqueue(&[channel], &alert_message("A", "info"), &format!("k{i}")).await.unwrap()[0]
+                .notification_id,
+        );
     }
     let kill = dispatcher_process(store.location.clone(), config.clone());
     receiver.wait_for(10, WAIT).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lettre::message::MultiPart;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::{Delivery, Receipt, SendError};
@@ -31,10 +31,16 @@ pub fn message(settings: &EmailSettings, delivery: &Delivery<'_>) -> Result<Mess
 
 fn transport(settings: &EmailSettings, timeout: Duration) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
     let tls_parameters = || {
-        TlsParameters::builder(settings.smtp_host.clone())
-            .dangerous_accept_invalid_certs(settings.tls_insecure_skip_verify)
-            .build_rustls()
-            .map_err(|e| SendError::permanent(format!("TLS setup failed: {e}")))
+        let mut builder = TlsParameters::builder(settings.smtp_host.clone())
+            .dangerous_accept_invalid_certs(settings.tls_insecure_skip_verify);
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| SendError::permanent(format!("cannot read config.ca_file {}: {e}", path.display())))?;
+            let certificate = Certificate::from_pem(&pem)
+                .map_err(|e| SendError::permanent(format!("config.ca_file {}: {e}", path.display())))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        builder.build_rustls().map_err(|e| SendError::permanent(format!("TLS setup failed: {e}")))
     };
     let tls = match settings.security {
         SmtpSecurity::Starttls => Tls::Required(tls_parameters()?),
@@ -46,7 +52,8 @@ fn transport(settings: &EmailSettings, timeout: Duration) -> Result<AsyncSmtpTra
         .tls(tls)
         .timeout(Some(timeout));
     if let Some(username) = &settings.username {
-        builder = builder.credentials(Credentials::new(username.clone(), settings.password.clone().unwrap_or_default()));
+        builder =
+            builder.credentials(Credentials::new(username.clone(), settings.password.clone().unwrap_or_default()));
     }
     Ok(builder.build())
 }

@@ -8,7 +8,11 @@ use hubmon_state::{NewInboxMessage, StateStore};
 use super::{Delivery, Receipt, SendError};
 use crate::settings::InAppSettings;
 
-pub async fn send(store: &dyn StateStore, settings: &InAppSettings, delivery: &Delivery<'_>) -> Result<Receipt, SendError> {
+pub async fn send(
+    store: &dyn StateStore,
+    settings: &InAppSettings,
+    delivery: &Delivery<'_>,
+) -> Result<Receipt, SendError> {
     let store_error = |e: hubmon_state::Error| {
         if e.is_retryable() { SendError::transient(e.to_string()) } else { SendError::permanent(e.to_string()) }
     };

@@ -76,7 +76,11 @@ pub struct Transports {
 }
 
 /// Sends `delivery` on the channel described by `settings`, within `settings.timeout`.
-pub async fn send(transports: &Transports, settings: &ChannelSettings, delivery: &Delivery<'_>) -> Result<Receipt, SendError> {
+pub async fn send(
+    transports: &Transports,
+    settings: &ChannelSettings,
+    delivery: &Delivery<'_>,
+) -> Result<Receipt, SendError> {
     let timeout = settings.timeout;
     let sending = async {
         match &settings.kind {
@@ -120,7 +124,8 @@ pub(crate) async fn http_send(request: RequestBuilder, timeout: Duration) -> Res
         }
     })?;
     let status = response.status();
-    let retry_after = response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+    let retry_after =
+        response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
     let body = match response.text().await {
         Ok(text) => excerpt(&text),
         Err(error) => format!("(body unreadable: {})", error.without_url()),
@@ -166,7 +171,11 @@ fn source_chain(error: &dyn std::error::Error) -> String {
 /// At most 500 characters of a peer's answer, for the attempt log.
 pub(crate) fn excerpt(text: &str) -> String {
     let text = text.trim();
-    if text.chars().count() <= 500 { text.to_string() } else { format!("{}…", text.chars().take(500).collect::<String>()) }
+    if text.chars().count() <= 500 {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(500).collect::<String>())
+    }
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
@@ -183,7 +192,11 @@ pub(crate) fn truncate_bytes(text: &str, max: usize) -> String {
 
 /// Checks the `{"errcode": 0}` / `{"code": 0}` answer the Chinese robot APIs give with HTTP 200.
 /// `rate_limited` lists the codes that mean "too fast" (retry after a minute).
-pub(crate) fn vendor_answer(answer: HttpAnswer, code_fields: &[&str], rate_limited: &[i64]) -> Result<Receipt, SendError> {
+pub(crate) fn vendor_answer(
+    answer: HttpAnswer,
+    code_fields: &[&str],
+    rate_limited: &[i64],
+) -> Result<Receipt, SendError> {
     let parsed: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or(serde_json::Value::Null);
     let code = code_fields.iter().find_map(|field| parsed.get(*field).and_then(serde_json::Value::as_i64));
     match code {

@@ -214,12 +214,20 @@ impl SmtpSink {
     }
 
     pub fn start_with_auth(auth: Option<(&str, &str)>) -> Self {
+        Self::start_with(auth, None)
+    }
+
+    /// With TLS: `mode` is `starttls` or `implicit`; `identity` the PEM certificate and key files.
+    pub fn start_with(auth: Option<(&str, &str)>, tls: Option<(&str, &Path, &Path)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut command = Command::new(python_with_aiosmtpd());
         command.arg(&script).arg(dir.path()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         if let Some((user, password)) = auth {
             command.env("SMTP_SINK_USER", user).env("SMTP_SINK_PASSWORD", password);
+        }
+        if let Some((mode, certificate, key)) = tls {
+            command.env("SMTP_SINK_TLS", mode).env("SMTP_SINK_CERT", certificate).env("SMTP_SINK_KEY", key);
         }
         let mut child = command.spawn().unwrap();
         let mut line = String::new();
@@ -260,6 +268,40 @@ impl Drop for SmtpSink {
         drop(self.child.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A private CA and a certificate it signed for 127.0.0.1, as PEM files in a temp dir.
+pub struct TestPki {
+    pub ca_file: PathBuf,
+    pub certificate_file: PathBuf,
+    pub key_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    pub fn generate() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf =
+            CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&leaf_key, &ca, &ca_key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        Self {
+            ca_file: write("ca.pem", ca.pem()),
+            certificate_file: write("smtp.pem", leaf.pem()),
+            key_file: write("smtp.key", leaf_key.serialize_pem()),
+            _dir: dir,
+        }
     }
 }
 

@@ -5,7 +5,9 @@ Listens on 127.0.0.1 on a free port, prints "PORT <n>" once ready, and writes ev
 message to DIR as <n>.eml (the raw message) and <n>.json (envelope and MIME parts, parsed with
 Python's email package). Recipients whose local part starts with "reject" are refused with a
 permanent 550; those starting with "busy" with a transient 451. AUTH is offered only when
-SMTP_SINK_USER and SMTP_SINK_PASSWORD are set, and then required.
+SMTP_SINK_USER and SMTP_SINK_PASSWORD are set, and then required. With SMTP_SINK_TLS set to
+"starttls" (required before MAIL) or "implicit" (TLS from the first byte), SMTP_SINK_CERT and
+SMTP_SINK_KEY name the PEM certificate and key it serves.
 """
 
 import asyncio
@@ -14,6 +16,7 @@ import email.policy
 import json
 import os
 import socket
+import ssl
 import sys
 
 from aiosmtpd.controller import Controller
@@ -79,6 +82,16 @@ def main():
     kwargs = {}
     if user and password:
         kwargs = dict(authenticator=authenticator(user, password), auth_required=True, auth_require_tls=False)
+    tls = os.environ.get("SMTP_SINK_TLS")
+    if tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(os.environ["SMTP_SINK_CERT"], os.environ["SMTP_SINK_KEY"])
+        if tls == "starttls":
+            kwargs.update(tls_context=context, require_starttls=True)
+        elif tls == "implicit":
+            kwargs.update(ssl_context=context)
+        else:
+            raise SystemExit(f"SMTP_SINK_TLS must be starttls or implicit, not {tls!r}")
     controller = Controller(Sink(directory), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     print(f"PORT {port}", flush=True)
