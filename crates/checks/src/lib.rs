@@ -30,8 +30,8 @@ pub mod uptime;
 pub use definition::{Definition, Kind, Target};
 pub use error::Error;
 pub use service::{
-    ChangeView, CheckView, Checks, Component, HealthReport, HistoryView, ResultView, RunView, Setup, StatusCounts,
-    Uptime,
+    ChangeView, CheckView, Checks, Component, HealthReport, HistoryView, PublicComponent, ResultView, RunView, Setup,
+    StatusCounts, StatusPage, Uptime,
 };
 pub use settings::{Settings, config_checks};
 pub use status::{Observation, StatusTracker};

@@ -245,6 +245,33 @@ impl Checks {
         })
     }
 
+    /// The public status page: name, status and daily uptime of every enabled check, and
+    /// nothing else (no targets, messages or details), or `None` when it is off.
+    pub async fn status_page(&self) -> Result<Option<StatusPage>, Error> {
+        if !self.settings.status_page {
+            return Ok(None);
+        }
+        let entries: Vec<Arc<Entry>> = self.entries.read().values().filter(|e| e.definition.enabled).cloned().collect();
+        let now = Timestamp::now();
+        let since = Timestamp(now.as_millis() - i64::from(DAILY_BARS) * DAY_MS);
+        let mut components = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let changes = self.runner.store.status_changes(entry.id, since).await?;
+            let timeline: Vec<Point> = changes
+                .iter()
+                .map(|c| Point { at: c.at, status: c.to_status.parse().unwrap_or(HealthStatus::Unknown) })
+                .collect();
+            components.push(PublicComponent {
+                name: entry.definition.name.clone(),
+                status: entry.snapshot().tracker.reported(),
+                uptime_90d: uptime::uptime_percent(&timeline, since, now),
+                daily_uptime: uptime::daily_uptime(&timeline, now, DAILY_BARS),
+            });
+        }
+        let report = self.report();
+        Ok(Some(StatusPage { status: report.status, generated_at: now, components }))
+    }
+
     /// The health report: the overall status and every component.
     pub fn report(&self) -> HealthReport {
         let entries: Vec<Arc<Entry>> = self.entries.read().values().cloned().collect();
@@ -537,6 +564,24 @@ impl StatusCounts {
         }
         counts
     }
+}
+
+/// The public status page's document: nothing in it says where a check points or why it failed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StatusPage {
+    pub status: HealthStatus,
+    pub generated_at: Timestamp,
+    pub components: Vec<PublicComponent>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PublicComponent {
+    pub name: String,
+    pub status: HealthStatus,
+    /// Percent up over 90 days (`null`: never checked).
+    pub uptime_90d: Option<f64>,
+    /// Percent up per day, oldest first, 90 days.
+    pub daily_uptime: Vec<Option<f64>>,
 }
 
 /// One check in the health report.

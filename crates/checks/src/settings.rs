@@ -32,6 +32,9 @@ pub struct Settings {
     pub redis_url: String,
     /// How often the built-in checks run.
     pub interval: PromDuration,
+    /// Serve the public status page (`/status`, `/status.json`): every enabled check's name,
+    /// status and 90 days of uptime, without authentication and without targets or messages.
+    pub status_page: bool,
 }
 
 impl Default for Settings {
@@ -48,6 +51,7 @@ impl Default for Settings {
             mysql_url: String::new(),
             redis_url: String::new(),
             interval: PromDuration(Duration::from_secs(30)),
+            status_page: false,
         }
     }
 }

@@ -46,14 +46,38 @@ pub fn mask_secrets(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        Value::String(text) => {
+            if let Some(masked) = mask_url_password(text) {
+                *text = masked;
+            }
+        }
         _ => {}
     }
+}
+
+/// `scheme://user:password@host…` with the password replaced (DSNs in health checks and
+/// channels); `None` when `text` holds no such credentials.
+fn mask_url_password(text: &str) -> Option<String> {
+    let (scheme, rest) = text.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (credentials, host) = rest[..authority_end].rsplit_once('@')?;
+    let (user, _password) = credentials.split_once(':')?;
+    Some(format!("{scheme}://{user}:{MASK}@{host}{}", &rest[authority_end..]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn passwords_in_urls_are_masked_wherever_they_are() {
+        let mut value =
+            json!({"url": "postgres://app:s3cret@db:5432/x?sslmode=require", "plain": "https://a.test/x@y"});
+        mask_secrets(&mut value);
+        assert_eq!(value["url"], "postgres://app:***@db:5432/x?sslmode=require");
+        assert_eq!(value["plain"], "https://a.test/x@y", "an @ in the path is not a credential");
+    }
 
     #[test]
     fn secrets_are_masked_at_any_depth() {

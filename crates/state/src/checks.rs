@@ -392,4 +392,3 @@ impl CheckStore for SqlStore {
         Ok(done)
     }
 }
-
