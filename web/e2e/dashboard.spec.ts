@@ -138,8 +138,11 @@ describe("dashboard", () => {
     await page.getByTestId("card-memory").locator(".stat-value").filter({ hasText: "%" }).waitFor();
     await page.getByTestId("card-rps").locator(".stat-value").filter({ hasText: "/s" }).waitFor({ timeout: 20_000 });
     await page.getByTestId("card-cpu").locator("canvas").first().waitFor();
-    const unavailable = await page.getByTestId("card-log-errors").textContent();
-    expect(unavailable).toContain("Unavailable");
+    // Every module of this build reports: health, alerts, log errors, failed notifications.
+    await page.getByTestId("card-health").locator(".hero-value").waitFor();
+    await page.getByTestId("card-alerts").locator(".hero-value").waitFor();
+    expect(await page.getByTestId("card-log-errors").locator(".stat-value").textContent()).toMatch(/^\d+$/);
+    expect(await page.getByTestId("card-failed-notifications").locator(".stat-value").textContent()).toMatch(/^\d+$/);
     await screenshot(page, "desktop-overview");
   });
 

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState, type ReactNode } from "react";
 import { api, onUnauthenticated, readCookie, type Me } from "./lib/api";
 import { useI18n, setLang, type Key } from "./lib/i18n";
-import { LiveProvider, useLive, useLiveEvents } from "./lib/live";
+import { LiveProvider, prefetchSummary, useLive, useLiveEvents } from "./lib/live";
 import { handleLinkClick, navigate, useLocation } from "./lib/router";
 import { SessionContext, useSession } from "./lib/session";
 import { toggleTheme, useTheme } from "./lib/theme";
@@ -57,6 +57,7 @@ export function App() {
       setMe(null);
       return;
     }
+    prefetchSummary();
     // Both at once: the OpenAPI document only decides which pages the sidebar lists.
     const doc = api.get<{ paths: Record<string, unknown> }>("/api/openapi.json").catch(() => ({ paths: {} }));
     try {

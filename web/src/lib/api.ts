@@ -151,8 +151,14 @@ export type Section<T> = ({ state: "available" } & T) | { state: "unavailable"; 
 
 export interface Summary {
   generated_at: string;
-  health: Section<{ status: "up" | "degraded" | "down" | "unknown"; up: number; down: number; total: number }>;
-  alerts: Section<{ critical: number; warning: number; info: number }>;
+  health: Section<{
+    status: "healthy" | "degraded" | "unhealthy" | "unknown";
+    healthy: number;
+    degraded: number;
+    unhealthy: number;
+    unknown: number;
+  }>;
+  alerts: Section<{ critical: number; error: number; warning: number; info: number; pending: number }>;
   host: Section<{
     cpu_percent: number | null;
     memory_percent: number | null;
@@ -167,7 +173,7 @@ export interface Summary {
     active_keys: number | null;
   }>;
   logs: Section<{ errors_5m: number }>;
-  notifications: Section<{ failed_24h: number; unread: number }>;
+  notifications: Section<{ failed_24h: number }>;
 }
 
 // ---- the Prometheus query API --------------------------------------------------------------

@@ -36,6 +36,14 @@ export function useLiveEvents(listener: EventListener): void {
 }
 
 export const POLL_INTERVAL_MS = 30_000;
+
+let early: Promise<Summary> | undefined;
+
+/** Starts loading the summary while the session is still being checked, to paint sooner. */
+export function prefetchSummary(): void {
+  early = api.get<Summary>("/api/v1/monitoring/summary");
+  early.catch(() => undefined);
+}
 const MODULE_EVENTS = ["alert", "health", "inbox", "notification", "log"];
 
 export function LiveProvider({ children }: { children: ReactNode }) {
@@ -64,6 +72,10 @@ export function LiveProvider({ children }: { children: ReactNode }) {
       poller = undefined;
     };
 
+    early?.then((summary) => {
+      if (!closed) setState((s) => (s.summary ? s : { ...s, summary, tick: s.tick + 1, receivedAt: Date.now() }));
+    }, () => undefined);
+    early = undefined;
     const source = new EventSource("/api/v1/monitoring/stream");
     source.addEventListener("open", () => {
       stopPolling();
@@ -88,6 +100,10 @@ export function LiveProvider({ children }: { children: ReactNode }) {
         eventListeners.forEach((l) => l(type, data));
       });
     }
+    // Fell behind on events: tell every listener to reload, as if each kind had changed.
+    source.addEventListener("lagged", () => {
+      for (const type of MODULE_EVENTS) eventListeners.forEach((l) => l(type, undefined));
+    });
     source.addEventListener("error", () => {
       if (closed) return;
       setState((s) => ({ ...s, status: "reconnecting" }));

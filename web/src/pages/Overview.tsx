@@ -54,17 +54,22 @@ function HealthCard({ summary }: { summary: Summary }) {
   if (!health) {
     body = <p className="muted">{summary.health.state === "unavailable" ? summary.health.reason : ""}</p>;
   } else {
-    tone = health.status === "up" ? "ok" : health.status === "degraded" ? "warn" : health.status === "down" ? "bad" : "muted";
+    const total = health.healthy + health.degraded + health.unhealthy + health.unknown;
+    tone = { healthy: "ok", degraded: "warn", unhealthy: "bad", unknown: "muted" }[health.status] as Tone;
     const label = {
-      up: t("ov_health_up"),
+      healthy: t("ov_health_up"),
       degraded: t("ov_health_degraded"),
-      down: t("ov_health_down"),
+      unhealthy: t("ov_health_down"),
       unknown: t("ov_health_unknown"),
     }[health.status];
     body = (
       <>
         <p className="hero-value">{label}</p>
-        {health.total > 0 ? <p className="muted">{t("ov_components", { up: health.up, total: health.total })}</p> : null}
+        {total > 0 ? (
+          <p className="muted">
+            {t("ov_components", { up: health.healthy + health.degraded, total })} · <Link href="/health">{t("nav_health")} →</Link>
+          </p>
+        ) : null}
       </>
     );
   }
@@ -92,26 +97,26 @@ function AlertsCard({ summary }: { summary: Summary }) {
       </section>
     );
   }
-  const total = alerts.critical + alerts.warning + alerts.info;
+  const bad = alerts.critical + alerts.error;
+  const total = bad + alerts.warning + alerts.info;
   return (
     <section
-      className={"hero-card tone-" + (alerts.critical > 0 ? "bad" : alerts.warning > 0 ? "warn" : "ok")}
+      className={"hero-card tone-" + (bad > 0 ? "bad" : alerts.warning > 0 ? "warn" : "ok")}
       data-testid="card-alerts"
       aria-label={t("ov_alerts")}
     >
+      <span className="hero-dot" aria-hidden="true" />
       <div>
         <h2 className="hero-label">{t("ov_alerts")}</h2>
-        {total === 0 ? <p className="hero-value">{t("ov_alerts_none")}</p> : null}
+        <p className="hero-value">{total === 0 ? t("ov_alerts_none") : t("ov_alerts_firing", { n: total })}</p>
         <div className="severity-row">
-          <Badge tone={alerts.critical > 0 ? "bad" : "muted"}>
-            {t("sev_critical")} <b>{alerts.critical}</b>
-          </Badge>
-          <Badge tone={alerts.warning > 0 ? "warn" : "muted"}>
-            {t("sev_warning")} <b>{alerts.warning}</b>
-          </Badge>
-          <Badge tone={alerts.info > 0 ? "info" : "muted"}>
-            {t("sev_info")} <b>{alerts.info}</b>
-          </Badge>
+          {(["critical", "error", "warning", "info"] as const).map((s) => (
+            <Badge key={s} tone={alerts[s] > 0 ? (s === "warning" ? "warn" : s === "info" ? "info" : "bad") : "muted"}>
+              {t(("sev_" + s) as "sev_critical")} <b>{alerts[s]}</b>
+            </Badge>
+          ))}
+          {alerts.pending > 0 ? <Badge tone="muted">{t("ov_alerts_pending", { n: alerts.pending })}</Badge> : null}
+          <Link href="/alerts">{t("nav_alerts")} →</Link>
         </div>
       </div>
     </section>
@@ -221,7 +226,7 @@ function ModuleCards({ summary }: { summary: Summary }) {
         tone={logs ? toneFor(logs.errors_5m, 1, 50) : "muted"}
         testId="card-log-errors"
       >
-        {logs ? <Link href="/logs?level=critical,error">{t("nav_logs")} →</Link> : null}
+        {logs ? <Link href="/logs?level=critical,error&range=15m">{t("nav_logs")} →</Link> : null}
       </Stat>
       <Stat
         label={t("ov_failed_notifications")}
