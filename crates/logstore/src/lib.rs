@@ -16,7 +16,7 @@
 //! decides.
 
 mod head;
-// pub mod logql;
+pub mod logql;
 mod partition;
 pub mod query;
 mod search;
@@ -294,9 +294,14 @@ impl LogStore {
         Ok(names.into_iter().map(|k| k[prefix.len()..].to_string()).collect())
     }
 
-    /// Distinct values of a field (lower-cased, as indexed), sorted.
+    /// Distinct values of a field, sorted: as sent for the stream labels (level, category,
+    /// service, host, module), lower-cased (as indexed) for other fields.
     pub fn field_values(&self, field: &str) -> Result<Vec<String>, Error> {
-        let prefix = format!("f\u{0}{field}\u{0}");
+        let prefix = if partition::STREAM_LABELS.contains(&field) {
+            format!("v\u{0}{field}\u{0}")
+        } else {
+            format!("f\u{0}{field}\u{0}")
+        };
         let keys = self.keys(&prefix)?;
         Ok(keys.into_iter().map(|k| k[prefix.len()..].to_string()).collect())
     }

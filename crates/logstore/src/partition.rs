@@ -70,6 +70,9 @@ pub(crate) trait Partition: Send + Sync {
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error>;
 }
 
+/// Fields that are a line's stream labels in the Loki API.
+pub const STREAM_LABELS: [&str; 5] = ["level", "category", "service", "host", "module"];
+
 /// Every index key of a line: its message tokens, each field's value (when short enough)
 /// and each field's presence. Sorted and unique.
 pub(crate) fn index_keys(entry: &LogEntry) -> BTreeSet<String> {
@@ -77,6 +80,12 @@ pub(crate) fn index_keys(entry: &LogEntry) -> BTreeSet<String> {
     for token in text::tokens(&entry.message) {
         if token.chars().count() <= text::MAX_TOKEN_CHARS {
             keys.insert(text::token_key(&token));
+        }
+    }
+    // Stream labels keep their case for label-value listings (Grafana's label browser).
+    for name in STREAM_LABELS {
+        if let Some(value) = entry.field_text(name).filter(|v| v.len() <= text::MAX_INDEXED_VALUE_BYTES) {
+            keys.insert(format!("v\u{0}{name}\u{0}{value}"));
         }
     }
     let mut field = |name: &str, value: Option<String>| {

@@ -218,3 +218,23 @@ fn field_names_and_values_come_from_the_index() {
     assert!(names.contains(&"status".to_string()) && names.contains(&"level".to_string()), "{names:?}");
     assert_eq!(store.field_values("level").unwrap(), ["error", "info", "warning"]);
 }
+
+#[test]
+fn many_keys_across_term_blocks_are_found_after_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    let batch: Vec<LogEntry> = (0..2000i64)
+        .map(|i| {
+            let mut e = line(1_700_000_000_000 + i * 1000, Level::Info, if i % 3 == 0 { "a timeout here" } else { "fine" });
+            e.request_id = Some(format!("req-{i:08x}"));
+            e
+        })
+        .collect();
+    store.append(batch).unwrap();
+    let before = everything(&store, "timeout");
+    store.flush().unwrap();
+    assert_eq!(everything(&store, "timeout"), before);
+    assert_eq!(before.len(), 667);
+    assert_eq!(everything(&store, "request_id:req-000007d0").len(), 0);
+    assert_eq!(everything(&store, "request_id:req-000007cf").len(), 1);
+}

@@ -125,8 +125,19 @@ pub struct LogEntry {
 }
 
 /// The model's own field names, in the order they are documented.
-pub const MODEL_FIELDS: [&str; 11] =
-    ["timestamp", "level", "category", "message", "module", "function", "line", "request_id", "user_id", "service", "host"];
+pub const MODEL_FIELDS: [&str; 11] = [
+    "timestamp",
+    "level",
+    "category",
+    "message",
+    "module",
+    "function",
+    "line",
+    "request_id",
+    "user_id",
+    "service",
+    "host",
+];
 
 impl LogEntry {
     /// A line with only a message; everything else defaulted.

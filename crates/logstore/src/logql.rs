@@ -1,0 +1,915 @@
+//! A LogQL subset, so Grafana's Loki data source works against hubmon:
+//!
+//! - stream selectors `{service="api", level=~"error|critical", host!="db1"}`, where any field
+//!   of a line can be a label (not only the low-cardinality ones Loki would index);
+//! - line filters `|= "x"`, `!= "x"`, `|~ "re"`, `!~ "re"` (case-sensitive, like Loki);
+//! - `| json` and `| logfmt`: expose the line's fields as labels (hubmon parsed them at
+//!   ingest) and parse the message itself when it is JSON or logfmt;
+//! - label filters `| status >= 500`, `| level="error", duration_ms > 2000`, `=~`, `!~`;
+//! - `| line_format "{{.service}}: {{.message}}"`;
+//! - `count_over_time`, `rate`, `bytes_over_time`, `bytes_rate` over `[range]`, and
+//!   `sum/avg/max/min/count by|without (…)`, `topk/bottomk(k, …)` around them.
+//!
+//! A line's stream labels are its level, category, service, host and module. Regular
+//! expressions use the `regex` crate (linear time) with a compile-size limit, so a
+//! pathological pattern is refused or bounded instead of hanging a query.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hubmon_model::{LogEntry, PromDuration};
+use regex::{Regex, RegexBuilder};
+
+use crate::query::{Expr, Predicate};
+use crate::{LogStore, StoredEntry, text};
+
+/// Lines one metric query may read; beyond it the query fails instead of exhausting memory.
+pub const MAX_SCANNED_LINES: usize = 2_000_000;
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+use crate::partition::STREAM_LABELS;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LogqlError {
+    #[error("parse error at position {position}: {message}")]
+    Parse { position: usize, message: String },
+    #[error("{0}")]
+    Limit(String),
+    #[error("{0}")]
+    Store(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MatchOp {
+    Eq,
+    Ne,
+    Re,
+    Nre,
+}
+
+#[derive(Debug, Clone)]
+struct LabelMatcher {
+    name: String,
+    op: MatchOp,
+    value: String,
+    regex: Option<Regex>,
+}
+
+impl LabelMatcher {
+    fn matches(&self, actual: &str) -> bool {
+        match self.op {
+            MatchOp::Eq => actual == self.value,
+            MatchOp::Ne => actual != self.value,
+            MatchOp::Re => self.regex.as_ref().is_some_and(|r| r.is_match(actual)),
+            MatchOp::Nre => !self.regex.as_ref().is_some_and(|r| r.is_match(actual)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CmpOp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+#[derive(Debug, Clone)]
+enum Condition {
+    Match(LabelMatcher),
+    Number { name: String, op: CmpOp, value: f64 },
+}
+
+#[derive(Debug, Clone)]
+enum Stage {
+    Contains(String),
+    NotContains(String),
+    Matches(Regex),
+    NotMatches(Regex),
+    Json,
+    Logfmt,
+    Filter(Vec<Condition>),
+    LineFormat(String),
+}
+
+/// A log query: a selector and a pipeline.
+#[derive(Debug, Clone)]
+pub struct LogQuery {
+    matchers: Vec<LabelMatcher>,
+    stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeFn {
+    CountOverTime,
+    Rate,
+    BytesOverTime,
+    BytesRate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggOp {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Count,
+    Topk,
+    Bottomk,
+}
+
+#[derive(Debug, Clone)]
+pub enum MetricQuery {
+    Range { function: RangeFn, query: LogQuery, range_ms: i64 },
+    Aggregate { op: AggOp, by: Vec<String>, without: bool, k: usize, inner: Box<MetricQuery> },
+}
+
+#[derive(Debug, Clone)]
+pub enum LogqlQuery {
+    Log(LogQuery),
+    Metric(MetricQuery),
+}
+
+pub type Labels = BTreeMap<String, String>;
+
+/// Lines of one stream (one label set), in the order asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    pub labels: Labels,
+    /// (timestamp ms, line)
+    pub entries: Vec<(i64, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    /// (timestamp ms, value)
+    pub points: Vec<(i64, f64)>,
+}
+
+/// Time range and shape of an evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    /// Most lines a log query returns.
+    pub limit: usize,
+    /// Newest first (Loki's default `backward`).
+    pub backward: bool,
+}
+
+impl LogqlQuery {
+    pub fn parse(input: &str) -> Result<LogqlQuery, LogqlError> {
+        let mut parser = Parser { chars: input.chars().collect(), at: 0 };
+        parser.skip_space();
+        let query = if parser.peek() == Some('{') {
+            LogqlQuery::Log(parser.log_query()?)
+        } else {
+            LogqlQuery::Metric(parser.metric()?)
+        };
+        parser.skip_space();
+        if parser.at < parser.chars.len() {
+            return parser.fail("unexpected text after the query");
+        }
+        Ok(query)
+    }
+
+    pub fn is_metric(&self) -> bool {
+        matches!(self, LogqlQuery::Metric(_))
+    }
+}
+
+impl LogQuery {
+    /// The part of the selector the store's index can answer (exact-match labels).
+    fn prefilter(&self) -> Expr {
+        let parts: Vec<Expr> = self
+            .matchers
+            .iter()
+            .filter(|m| m.op == MatchOp::Eq && !m.value.is_empty())
+            .map(|m| {
+                Expr::Is(Predicate::FieldIs { field: m.name.clone(), values: vec![text::lower(&m.value)] })
+            })
+            .collect();
+        match parts.len() {
+            0 => Expr::All,
+            1 => parts.into_iter().next().unwrap_or(Expr::All),
+            _ => Expr::And(parts),
+        }
+    }
+
+    /// Runs the selector and pipeline on one line: its output labels and line, or `None`.
+    fn process(&self, entry: &LogEntry) -> Option<(Labels, String)> {
+        for matcher in &self.matchers {
+            let actual = entry.field_text(&matcher.name).unwrap_or_default();
+            if !matcher.matches(&actual) {
+                return None;
+            }
+        }
+        let mut labels: Labels = STREAM_LABELS
+            .iter()
+            .filter_map(|name| entry.field_text(name).map(|v| (name.to_string(), v)))
+            .collect();
+        let mut line = entry.message.clone();
+        for stage in &self.stages {
+            match stage {
+                Stage::Contains(needle) => {
+                    if !line.contains(needle.as_str()) {
+                        return None;
+                    }
+                }
+                Stage::NotContains(needle) => {
+                    if line.contains(needle.as_str()) {
+                        return None;
+                    }
+                }
+                Stage::Matches(regex) => {
+                    if !regex.is_match(&line) {
+                        return None;
+                    }
+                }
+                Stage::NotMatches(regex) => {
+                    if regex.is_match(&line) {
+                        return None;
+                    }
+                }
+                Stage::Json | Stage::Logfmt => {
+                    extract_fields(entry, &line, &mut labels, matches!(stage, Stage::Json));
+                }
+                Stage::Filter(conditions) => {
+                    for condition in conditions {
+                        if !condition_holds(condition, &labels, entry) {
+                            return None;
+                        }
+                    }
+                }
+                Stage::LineFormat(template) => line = render(template, &labels, entry, &line),
+            }
+        }
+        Some((labels, line))
+    }
+}
+
+/// Adds the entry's fields (nested objects flattened with `_`, like Loki's json parser) and
+/// the fields of a JSON or logfmt message as labels.
+fn extract_fields(entry: &LogEntry, line: &str, labels: &mut Labels, json: bool) {
+    for name in ["request_id", "user_id", "function", "line"] {
+        if let Some(value) = entry.field_text(name) {
+            labels.insert(name.to_string(), value);
+        }
+    }
+    fn flatten(prefix: &str, value: &serde_json::Value, labels: &mut Labels) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() { sanitize(k) } else { format!("{prefix}_{}", sanitize(k)) };
+                    flatten(&key, v, labels);
+                }
+            }
+            other => {
+                if let Some(text) = hubmon_model::json_text(other) {
+                    labels.insert(prefix.to_string(), text);
+                }
+            }
+        }
+    }
+    for (k, v) in &entry.fields {
+        flatten(&sanitize(k), v, labels);
+    }
+    let trimmed = line.trim();
+    if json {
+        if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_str::<serde_json::Value>(trimmed) {
+            flatten("", &value, labels);
+        }
+    } else {
+        for pair in trimmed.split_whitespace() {
+            if let Some((k, v)) = pair.split_once('=') {
+                labels.insert(sanitize(k), v.trim_matches('"').to_string());
+            }
+        }
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+fn label_value(name: &str, labels: &Labels, entry: &LogEntry) -> Option<String> {
+    labels.get(name).cloned().or_else(|| entry.field_text(name))
+}
+
+fn condition_holds(condition: &Condition, labels: &Labels, entry: &LogEntry) -> bool {
+    match condition {
+        Condition::Match(matcher) => matcher.matches(&label_value(&matcher.name, labels, entry).unwrap_or_default()),
+        Condition::Number { name, op, value } => {
+            let Some(actual) = label_value(name, labels, entry).and_then(|v| parse_number(&v)) else {
+                return false;
+            };
+            match op {
+                CmpOp::Eq => actual == *value,
+                CmpOp::Ne => actual != *value,
+                CmpOp::Gt => actual > *value,
+                CmpOp::Ge => actual >= *value,
+                CmpOp::Lt => actual < *value,
+                CmpOp::Le => actual <= *value,
+            }
+        }
+    }
+}
+
+/// A number, or a duration such as `250ms` / `2s` (as seconds, like Loki).
+fn parse_number(text: &str) -> Option<f64> {
+    let text = text.trim();
+    text.parse::<f64>().ok().or_else(|| {
+        let (digits, factor) = if let Some(d) = text.strip_suffix("ms") {
+            (d, 0.001)
+        } else if let Some(d) = text.strip_suffix('s') {
+            (d, 1.0)
+        } else if let Some(d) = text.strip_suffix('m') {
+            (d, 60.0)
+        } else {
+            return None;
+        };
+        digits.parse::<f64>().ok().map(|v| v * factor)
+    })
+}
+
+/// `{{.name}}` and `{{ .name }}` replaced by label values (`.message`/`.line`: the line).
+fn render(template: &str, labels: &Labels, entry: &LogEntry, line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find("}}") else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let name = rest[open + 2..open + close].trim().trim_start_matches('.');
+        let value = match name {
+            "message" | "line" | "__line__" => Some(line.to_string()),
+            _ => label_value(name, labels, entry),
+        };
+        out.push_str(&value.unwrap_or_default());
+        rest = &rest[open + close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Runs a log query: matching lines grouped into streams, at most `range.limit` lines.
+pub fn select_logs(store: &LogStore, query: &LogQuery, range: Range) -> Result<Vec<Stream>, LogqlError> {
+    let prefilter = query.prefilter();
+    let mut picked: Vec<(i64, u64, Labels, String)> = Vec::new();
+    let store_error = |e: crate::Error| LogqlError::Store(e.to_string());
+    if range.backward {
+        let mut cursor = None;
+        'pages: loop {
+            let request = crate::SearchRequest {
+                query: prefilter.clone(),
+                from: range.start,
+                to: range.end.saturating_add(1),
+                limit: 1000,
+                cursor,
+            };
+            let page = store.search(&request).map_err(store_error)?;
+            for hit in &page.hits {
+                if let Some((labels, line)) = query.process(&hit.entry) {
+                    picked.push((hit.entry.timestamp.as_millis(), hit.id, labels, line));
+                    if picked.len() >= range.limit {
+                        break 'pages;
+                    }
+                }
+            }
+            match page.next_cursor.as_deref().and_then(crate::Cursor::parse) {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    } else {
+        let lines = store.scan(&prefilter, range.start, range.end.saturating_add(1), MAX_SCANNED_LINES).map_err(store_error)?;
+        for stored in lines {
+            if let Some((labels, line)) = query.process(&stored.entry) {
+                picked.push((stored.entry.timestamp.as_millis(), stored.id, labels, line));
+                if picked.len() >= range.limit {
+                    break;
+                }
+            }
+        }
+    }
+    let mut streams: Vec<Stream> = Vec::new();
+    let mut positions: HashMap<Labels, usize> = HashMap::new();
+    for (ts, _, labels, line) in picked {
+        let index = *positions.entry(labels.clone()).or_insert_with(|| {
+            streams.push(Stream { labels, entries: Vec::new() });
+            streams.len() - 1
+        });
+        streams[index].entries.push((ts, line));
+    }
+    Ok(streams)
+}
+
+/// Evaluates a metric query at every step of `range` (an instant query is a range with
+/// `start == end`).
+pub fn evaluate_metric(store: &LogStore, query: &MetricQuery, range: Range) -> Result<Vec<Series>, LogqlError> {
+    match query {
+        MetricQuery::Range { function, query, range_ms } => {
+            let from = range.start - range_ms + 1;
+            let lines: Vec<std::sync::Arc<StoredEntry>> = store
+                .scan(&query.prefilter(), from, range.end.saturating_add(1), MAX_SCANNED_LINES + 1)
+                .map_err(|e| LogqlError::Store(e.to_string()))?;
+            if lines.len() > MAX_SCANNED_LINES {
+                return Err(LogqlError::Limit(format!(
+                    "the query would read more than {MAX_SCANNED_LINES} lines; narrow the selector or the range"
+                )));
+            }
+            let mut groups: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+            for stored in &lines {
+                if let Some((labels, line)) = query.process(&stored.entry) {
+                    groups.entry(labels).or_default().push((stored.entry.timestamp.as_millis(), line.len() as f64));
+                }
+            }
+            let mut out = Vec::new();
+            for (labels, mut items) in groups {
+                items.sort_by_key(|(ts, _)| *ts);
+                let times: Vec<i64> = items.iter().map(|(t, _)| *t).collect();
+                let mut prefix = vec![0.0];
+                for (_, bytes) in &items {
+                    prefix.push(prefix.last().copied().unwrap_or(0.0) + bytes);
+                }
+                let mut points = Vec::new();
+                for t in steps(range) {
+                    let hi = times.partition_point(|x| *x <= t);
+                    let lo = times.partition_point(|x| *x <= t - range_ms);
+                    if hi == lo {
+                        continue;
+                    }
+                    let seconds = *range_ms as f64 / 1000.0;
+                    let value = match function {
+                        RangeFn::CountOverTime => (hi - lo) as f64,
+                        RangeFn::Rate => (hi - lo) as f64 / seconds,
+                        RangeFn::BytesOverTime => prefix[hi] - prefix[lo],
+                        RangeFn::BytesRate => (prefix[hi] - prefix[lo]) / seconds,
+                    };
+                    points.push((t, value));
+                }
+                if !points.is_empty() {
+                    out.push(Series { labels, points });
+                }
+            }
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Ok(out)
+        }
+        MetricQuery::Aggregate { op, by, without, k, inner } => {
+            let inner = evaluate_metric(store, inner, range)?;
+            Ok(aggregate(*op, by, *without, *k, inner))
+        }
+    }
+}
+
+fn steps(range: Range) -> impl Iterator<Item = i64> {
+    let step = range.step.max(1);
+    let count = if range.end < range.start { 0 } else { (range.end - range.start) / step + 1 };
+    (0..count).map(move |i| range.start + i * step)
+}
+
+fn aggregate(op: AggOp, by: &[String], without: bool, k: usize, inner: Vec<Series>) -> Vec<Series> {
+    if matches!(op, AggOp::Topk | AggOp::Bottomk) {
+        let mut at: BTreeMap<i64, Vec<(usize, f64)>> = BTreeMap::new();
+        for (i, series) in inner.iter().enumerate() {
+            for (t, v) in &series.points {
+                at.entry(*t).or_default().push((i, *v));
+            }
+        }
+        let mut kept: Vec<Vec<(i64, f64)>> = vec![Vec::new(); inner.len()];
+        for (t, mut values) in at {
+            values.sort_by(|a, b| if op == AggOp::Topk { b.1.total_cmp(&a.1) } else { a.1.total_cmp(&b.1) });
+            for (i, v) in values.into_iter().take(k) {
+                kept[i].push((t, v));
+            }
+        }
+        return inner
+            .into_iter()
+            .zip(kept)
+            .filter(|(_, points)| !points.is_empty())
+            .map(|(series, points)| Series { labels: series.labels, points })
+            .collect();
+    }
+    let mut groups: BTreeMap<Labels, BTreeMap<i64, Vec<f64>>> = BTreeMap::new();
+    for series in inner {
+        let key: Labels = series
+            .labels
+            .into_iter()
+            .filter(|(name, _)| if without { !by.contains(name) } else { by.contains(name) })
+            .collect();
+        let group = groups.entry(key).or_default();
+        for (t, v) in series.points {
+            group.entry(t).or_default().push(v);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(labels, points)| Series {
+            labels,
+            points: points
+                .into_iter()
+                .map(|(t, values)| {
+                    let value = match op {
+                        AggOp::Sum => values.iter().sum(),
+                        AggOp::Avg => values.iter().sum::<f64>() / values.len() as f64,
+                        AggOp::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
+                        AggOp::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                        AggOp::Count => values.len() as f64,
+                        AggOp::Topk | AggOp::Bottomk => 0.0,
+                    };
+                    (t, value)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+struct Parser {
+    chars: Vec<char>,
+    at: usize,
+}
+
+impl Parser {
+    fn fail<T>(&self, message: impl Into<String>) -> Result<T, LogqlError> {
+        Err(LogqlError::Parse { position: self.at, message: message.into() })
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.at).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while self.peek().is_some_and(char::is_whitespace) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        self.skip_space();
+        let chars: Vec<char> = token.chars().collect();
+        if self.chars[self.at.min(self.chars.len())..].starts_with(&chars) {
+            self.at += chars.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, token: &str) -> Result<(), LogqlError> {
+        if self.eat(token) { Ok(()) } else { self.fail(format!("expected {token:?}")) }
+    }
+
+    fn ident(&mut self) -> Result<String, LogqlError> {
+        self.skip_space();
+        let start = self.at;
+        while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_' || (c == '.' && self.at > start)) {
+            self.at += 1;
+        }
+        if start == self.at {
+            return self.fail("expected a name");
+        }
+        Ok(self.chars[start..self.at].iter().collect())
+    }
+
+    fn string(&mut self) -> Result<String, LogqlError> {
+        self.skip_space();
+        let quote = match self.peek() {
+            Some(q @ ('"' | '`')) => q,
+            _ => return self.fail("expected a quoted string"),
+        };
+        let start = self.at;
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            match self.peek() {
+                None => {
+                    self.at = start;
+                    return self.fail("unclosed string");
+                }
+                Some(c) if c == quote => {
+                    self.at += 1;
+                    return Ok(out);
+                }
+                Some('\\') if quote == '"' => {
+                    self.at += 1;
+                    match self.peek() {
+                        Some('n') => out.push('\n'),
+                        Some('t') => out.push('\t'),
+                        Some(c) => out.push(c),
+                        None => return self.fail("unclosed string"),
+                    }
+                    self.at += 1;
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.at += 1;
+                }
+            }
+        }
+    }
+
+    fn regex(&self, pattern: &str, anchored: bool) -> Result<Regex, LogqlError> {
+        let pattern = if anchored { format!("^(?:{pattern})$") } else { pattern.to_string() };
+        RegexBuilder::new(&pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| LogqlError::Parse { position: self.at, message: format!("invalid regular expression: {e}") })
+    }
+
+    fn log_query(&mut self) -> Result<LogQuery, LogqlError> {
+        self.expect("{")?;
+        let mut matchers = Vec::new();
+        loop {
+            if self.eat("}") {
+                break;
+            }
+            let name = self.ident()?;
+            let op = self.match_op()?;
+            let value = self.string()?;
+            let regex = match op {
+                MatchOp::Re | MatchOp::Nre => Some(self.regex(&value, true)?),
+                _ => None,
+            };
+            matchers.push(LabelMatcher { name, op, value, regex });
+            if !self.eat(",") {
+                self.expect("}")?;
+                break;
+            }
+        }
+        if matchers.is_empty() {
+            return self.fail("a stream selector needs at least one matcher, like {service=\"api\"}");
+        }
+        let mut stages = Vec::new();
+        loop {
+            if self.eat("|=") {
+                stages.push(Stage::Contains(self.string()?));
+            } else if self.eat("!=") {
+                stages.push(Stage::NotContains(self.string()?));
+            } else if self.eat("|~") {
+                let pattern = self.string()?;
+                stages.push(Stage::Matches(self.regex(&pattern, false)?));
+            } else if self.eat("!~") {
+                let pattern = self.string()?;
+                stages.push(Stage::NotMatches(self.regex(&pattern, false)?));
+            } else if self.eat("|") {
+                let position = self.at;
+                let name = self.ident()?;
+                match name.as_str() {
+                    "json" => stages.push(Stage::Json),
+                    "logfmt" => stages.push(Stage::Logfmt),
+                    "line_format" => stages.push(Stage::LineFormat(self.string()?)),
+                    "pattern" | "regexp" | "unpack" | "label_format" | "drop" | "keep" | "decolorize" | "unwrap" => {
+                        self.at = position;
+                        return self.fail(format!("`{name}` is not in hubmon's LogQL subset"));
+                    }
+                    _ => {
+                        self.at = position;
+                        stages.push(Stage::Filter(self.conditions()?));
+                    }
+                }
+            } else {
+                break;
+            }
+        }
+        Ok(LogQuery { matchers, stages })
+    }
+
+    fn match_op(&mut self) -> Result<MatchOp, LogqlError> {
+        for (token, op) in [("=~", MatchOp::Re), ("!~", MatchOp::Nre), ("!=", MatchOp::Ne), ("=", MatchOp::Eq)] {
+            if self.eat(token) {
+                return Ok(op);
+            }
+        }
+        self.fail("expected =, !=, =~ or !~")
+    }
+
+    fn conditions(&mut self) -> Result<Vec<Condition>, LogqlError> {
+        let mut out = Vec::new();
+        loop {
+            let name = self.ident()?;
+            self.skip_space();
+            let numeric = [
+                (">=", CmpOp::Ge),
+                ("<=", CmpOp::Le),
+                ("==", CmpOp::Eq),
+                (">", CmpOp::Gt),
+                ("<", CmpOp::Lt),
+            ];
+            let mut condition = None;
+            for (token, op) in numeric {
+                if self.eat(token) {
+                    condition = Some(Condition::Number { name: name.clone(), op, value: self.number()? });
+                    break;
+                }
+            }
+            let condition = match condition {
+                Some(c) => c,
+                None => {
+                    let op = self.match_op()?;
+                    self.skip_space();
+                    if matches!(op, MatchOp::Eq | MatchOp::Ne) && !matches!(self.peek(), Some('"' | '`')) {
+                        let value = self.number()?;
+                        let op = if op == MatchOp::Eq { CmpOp::Eq } else { CmpOp::Ne };
+                        Condition::Number { name, op, value }
+                    } else {
+                        let value = self.string()?;
+                        let regex = match op {
+                            MatchOp::Re | MatchOp::Nre => Some(self.regex(&value, true)?),
+                            _ => None,
+                        };
+                        Condition::Match(LabelMatcher { name, op, value, regex })
+                    }
+                }
+            };
+            out.push(condition);
+            if !(self.eat(",") || self.eat("and ")) {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<f64, LogqlError> {
+        self.skip_space();
+        let start = self.at;
+        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+')) {
+            self.at += 1;
+        }
+        let text: String = self.chars[start..self.at].iter().collect();
+        match parse_number(&text) {
+            Some(v) => Ok(v),
+            None => {
+                self.at = start;
+                self.fail(format!("expected a number, got {text:?}"))
+            }
+        }
+    }
+
+    fn metric(&mut self) -> Result<MetricQuery, LogqlError> {
+        let position = self.at;
+        let name = self.ident()?;
+        let function = match name.as_str() {
+            "count_over_time" => Some(RangeFn::CountOverTime),
+            "rate" => Some(RangeFn::Rate),
+            "bytes_over_time" => Some(RangeFn::BytesOverTime),
+            "bytes_rate" => Some(RangeFn::BytesRate),
+            _ => None,
+        };
+        if let Some(function) = function {
+            self.expect("(")?;
+            let query = self.log_query()?;
+            self.expect("[")?;
+            self.skip_space();
+            let start = self.at;
+            while self.peek().is_some_and(|c| c != ']') {
+                self.at += 1;
+            }
+            let text: String = self.chars[start..self.at].iter().collect();
+            let range: PromDuration = text.trim().parse().map_err(|e| LogqlError::Parse {
+                position: start,
+                message: format!("range: {e}"),
+            })?;
+            self.expect("]")?;
+            self.expect(")")?;
+            let range_ms = range.as_duration().as_millis() as i64;
+            if range_ms <= 0 {
+                return self.fail("the range must be positive");
+            }
+            return Ok(MetricQuery::Range { function, query, range_ms });
+        }
+        let op = match name.as_str() {
+            "sum" => AggOp::Sum,
+            "avg" => AggOp::Avg,
+            "min" => AggOp::Min,
+            "max" => AggOp::Max,
+            "count" => AggOp::Count,
+            "topk" => AggOp::Topk,
+            "bottomk" => AggOp::Bottomk,
+            _ => {
+                self.at = position;
+                return self.fail(format!("unknown function `{name}`; start with {{…}}, count_over_time, rate, bytes_over_time, bytes_rate, sum, avg, min, max, count, topk or bottomk"));
+            }
+        };
+        let mut grouping = self.grouping()?;
+        self.expect("(")?;
+        let mut k = 0;
+        if matches!(op, AggOp::Topk | AggOp::Bottomk) {
+            k = self.number()? as usize;
+            self.expect(",")?;
+        }
+        let inner = self.metric()?;
+        self.expect(")")?;
+        if grouping.is_none() {
+            grouping = self.grouping()?;
+        }
+        let (by, without) = grouping.unwrap_or((Vec::new(), false));
+        Ok(MetricQuery::Aggregate { op, by, without, k, inner: Box::new(inner) })
+    }
+
+    fn grouping(&mut self) -> Result<Option<(Vec<String>, bool)>, LogqlError> {
+        let without = if self.eat("by") {
+            false
+        } else if self.eat("without") {
+            true
+        } else {
+            return Ok(None);
+        };
+        self.expect("(")?;
+        let mut names = Vec::new();
+        while !self.eat(")") {
+            names.push(self.ident()?);
+            if !self.eat(",") {
+                self.expect(")")?;
+                break;
+            }
+        }
+        Ok(Some((names, without)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubmon_model::{Level, Timestamp};
+
+    fn store() -> (tempfile::TempDir, LogStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path(), crate::Options::default()).unwrap();
+        let mut batch = Vec::new();
+        for i in 0..60i64 {
+            let level = if i % 3 == 0 { Level::Error } else { Level::Info };
+            let mut entry = LogEntry::new(Timestamp(i * 10_000), level, format!("GET /items status={} took {}ms", 200 + (i % 2) * 300, i));
+            entry.service = Some(if i % 2 == 0 { "api".into() } else { "web".into() });
+            entry.fields.insert("status".into(), serde_json::json!(200 + (i % 2) * 300));
+            entry.fields.insert("http".into(), serde_json::json!({"method": "GET"}));
+            batch.push(entry);
+        }
+        store.append(batch).unwrap();
+        (dir, store)
+    }
+
+    fn range(limit: usize) -> Range {
+        Range { start: 0, end: 600_000, step: 60_000, limit, backward: true }
+    }
+
+    fn logs(store: &LogStore, query: &str) -> Vec<Stream> {
+        match LogqlQuery::parse(query).unwrap() {
+            LogqlQuery::Log(q) => select_logs(store, &q, range(1000)).unwrap(),
+            LogqlQuery::Metric(_) => panic!("not a log query"),
+        }
+    }
+
+    fn metric(store: &LogStore, query: &str) -> Vec<Series> {
+        match LogqlQuery::parse(query).unwrap() {
+            LogqlQuery::Metric(q) => evaluate_metric(store, &q, range(0)).unwrap(),
+            LogqlQuery::Log(_) => panic!("not a metric query"),
+        }
+    }
+
+    #[test]
+    fn selectors_filters_and_parsers() {
+        let (_dir, store) = store();
+        let count = |q: &str| logs(&store, q).iter().map(|s| s.entries.len()).sum::<usize>();
+        assert_eq!(count(r#"{service="api"}"#), 30);
+        assert_eq!(count(r#"{service=~"api|web", level!="error"}"#), 40);
+        assert_eq!(count(r#"{service="api"} |= "took 1" != "took 1ms""#), 5);
+        assert_eq!(count(r#"{service="web"} |~ "took [0-9]ms""#), 5);
+        assert_eq!(count(r#"{service="web"} | json | status >= 500 and http_method="GET""#), 30);
+        assert_eq!(count(r#"{service="api"} | logfmt | status == 200"#), 30);
+        let formatted = logs(&store, r#"{service="api"} | json | line_format "{{.level}} {{ .http_method }}""#);
+        assert_eq!(formatted[0].entries[0].1, "info GET");
+        let streams = logs(&store, r#"{service="api"}"#);
+        assert_eq!(streams.len(), 2, "one stream per level");
+        assert!(streams[0].entries[0].0 > streams[0].entries[1].0, "newest first");
+    }
+
+    #[test]
+    fn metric_queries() {
+        let (_dir, store) = store();
+        let series = metric(&store, r#"sum by (service) (count_over_time({service=~".+"}[1m]))"#);
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].labels.get("service").map(String::as_str), Some("api"));
+        assert_eq!(series[0].points[1], (60_000, 3.0), "(0, 60s] holds api lines at 20, 40, 60 s");
+        let rate = metric(&store, r#"sum(rate({service="web"}[1m]))"#);
+        assert_eq!(rate[0].points[0], (60_000, 3.0 / 60.0));
+        let top = metric(&store, r#"topk(1, sum by (level) (count_over_time({service=~"api|web"}[10m])))"#);
+        let at_end: Vec<&Series> = top.iter().filter(|s| s.points.iter().any(|p| p.0 == 600_000)).collect();
+        assert_eq!(at_end.len(), 1, "one series per step");
+        assert_eq!(at_end[0].labels.get("level").map(String::as_str), Some("info"));
+        let bytes = metric(&store, r#"sum(bytes_over_time({service="api"}[10m]))"#);
+        assert!(bytes[0].points.last().unwrap().1 > 30.0 * 20.0);
+    }
+
+    #[test]
+    fn bad_queries_say_where_and_regexes_are_bounded() {
+        for query in [r#"{service="api""#, "nonsense(1)", r#"{a="b"} | pattern "<x>""#, r#"count_over_time({a="b"}[zz])"#] {
+            assert!(matches!(LogqlQuery::parse(query), Err(LogqlError::Parse { .. })), "{query}");
+        }
+        let huge = format!(r#"{{a=~"{}"}}"#, "(a{1,1000}){1,1000}");
+        assert!(LogqlQuery::parse(&huge).is_err(), "a regex too large to compile is refused");
+    }
+}
