@@ -68,6 +68,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/logs/stats", "viewer"),
     ("GET", "/api/v1/logs/tail", "viewer"),
     ("POST", "/loki/api/v1/push", "ingest"),
+    ("GET", "/loki/api/v1/query", "viewer"),
+    ("GET", "/loki/api/v1/query_range", "viewer"),
+    ("GET", "/loki/api/v1/labels", "viewer"),
+    ("GET", "/loki/api/v1/label/{name}/values", "viewer"),
+    ("GET", "/loki/api/v1/series", "viewer"),
     // Notifications (issue 7).
     ("GET", "/api/v1/channels", "admin"),
     ("POST", "/api/v1/channels", "admin"),
@@ -91,6 +96,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/checks/{id}/run", "editor"),
     ("GET", "/api/v1/checks/{id}/history", "viewer"),
     ("GET", "/api/v1/monitoring/health", "viewer"),
+    ("GET", "/status.json", "public"),
+    ("GET", "/status", "public"),
 ];
 
 const ROLES: [&str; 4] = ["viewer", "editor", "admin", "ingest"];
