@@ -482,6 +482,17 @@ describe("dashboard", () => {
     await page.getByTestId("page-not-found").waitFor();
   });
 
+  it("takes the README's screenshots (overview and logs, one screen each)", async () => {
+    await page.goto(hubmon.base + "/");
+    await page.getByTestId("card-cpu").locator("canvas").first().waitFor();
+    await page.waitForTimeout(1500);
+    await screenshot(page, "readme-overview", false);
+    await page.goto(hubmon.base + "/logs?range=1h");
+    await page.getByTestId("log-line").first().waitFor();
+    await page.waitForTimeout(500);
+    await screenshot(page, "readme-logs", false);
+  });
+
   it("signs out", async () => {
     await page.goto(hubmon.base + "/");
     await page.getByRole("button", { name: "Sign out" }).click();
