@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
@@ -416,4 +417,38 @@ async fn starttls_is_required_not_optional() {
 
 fn notifier_for_test(store: &TestStore) -> Notifier {
     notifier(store.store.clone(), fast_config())
+}
+
+/// A private CA and a certificate it signed for 127.0.0.1, as PEM files in a temp dir.
+struct TestPki {
+    ca_file: PathBuf,
+    certificate_file: PathBuf,
+    key_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    fn generate() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf =
+            CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&leaf_key, &ca, &ca_key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        Self {
+            ca_file: write("ca.pem", ca.pem()),
+            certificate_file: write("smtp.pem", leaf.pem()),
+            key_file: write("smtp.key", leaf_key.serialize_pem()),
+            _dir: dir,
+        }
+    }
 }

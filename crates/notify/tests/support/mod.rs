@@ -271,40 +271,6 @@ impl Drop for SmtpSink {
     }
 }
 
-/// A private CA and a certificate it signed for 127.0.0.1, as PEM files in a temp dir.
-pub struct TestPki {
-    pub ca_file: PathBuf,
-    pub certificate_file: PathBuf,
-    pub key_file: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl TestPki {
-    pub fn generate() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf =
-            CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&leaf_key, &ca, &ca_key).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, text: String| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, text).unwrap();
-            path
-        };
-        Self {
-            ca_file: write("ca.pem", ca.pem()),
-            certificate_file: write("smtp.pem", leaf.pem()),
-            key_file: write("smtp.key", leaf_key.serialize_pem()),
-            _dir: dir,
-        }
-    }
-}
-
 /// A state store for a test, on SQLite in a temp dir or a fresh PostgreSQL database.
 pub struct TestStore {
     pub store: Arc<dyn StateStore>,
