@@ -398,6 +398,9 @@ _hubmon_svc_main() {
   else
     _hubmon_svc_log "MariaDB: using the caller's HUBMON_TEST_MYSQL_URL (not managed here)"
   fi
+  # Log clients for the log tests (issue 5): rsyslog, logger, python-logging-loki, winston-loki.
+  # shellcheck source=.ci/log-clients.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/log-clients.sh" || return 1
   _hubmon_svc_log "services ready in $((SECONDS - started)) s"
 }
 

@@ -675,7 +675,10 @@ setTimeout(() => {}, 1500);
         }
     })
     .await;
-    let error = hits.iter().find(|h| h["message"] == "node says hello").unwrap();
+    let error = hits
+        .iter()
+        .find(|h| h["message"].as_str().unwrap().starts_with("node says hello")) // winston-loki appends the meta as JSON
+        .unwrap();
     assert_eq!(error["level"], "error", "{error}");
     assert_eq!(error["request_id"], "js-1", "{error}");
     server.stop().await;
