@@ -27,6 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::alerting::{AlertingConfig, parse_matchers};
 
+/// A series a rule's expression returns: the alert's labels and the value.
+pub type Match = (BTreeMap<String, String>, f64);
+
 /// The group that holds the rules created through the API and the default rules.
 pub const API_GROUP: &str = "hubmon";
 
@@ -99,6 +102,8 @@ struct Runtime {
     next_evaluation: HashMap<String, i64>,
     muter: Muter,
     failures: HashMap<String, u64>,
+    /// Alerts closed outside an evaluation (rule file reloads), persisted by the next cycle.
+    closed_elsewhere: Vec<AlertRecord>,
 }
 
 struct Inner {
@@ -203,6 +208,23 @@ impl Alerting {
                 Err(e) => tracing::error!(alert = %row.fingerprint, error = %e, "stored alert is unreadable; skipped"),
             }
         }
+        // Alerts of rules that no longer exist (a rule file edited while hubmon was down)
+        // would never be evaluated again: close them now.
+        let known: std::collections::HashSet<&str> = api_rules
+            .iter()
+            .map(|r: &ApiRule| r.rule.name.as_str())
+            .chain(file_groups.iter().flat_map(|g| g.alerting.iter().map(|r| r.name.as_str())))
+            .collect();
+        let (records, orphans): (Vec<AlertRecord>, Vec<AlertRecord>) =
+            records.into_iter().partition(|r| r.source == "external" || known.contains(r.rule.as_str()));
+        let orphans: Vec<AlertRecord> = orphans
+            .into_iter()
+            .map(|mut r| {
+                r.state = if r.state == State::Firing { State::Resolved } else { State::Inactive };
+                r.resolved_at = Some(now_ms());
+                r
+            })
+            .collect();
         let restored = records.len();
         let policy = Policy {
             group_wait: ms(config.group_wait.as_duration()),
@@ -218,6 +240,7 @@ impl Alerting {
             next_evaluation: HashMap::new(),
             muter: Muter { silences: Vec::new(), inhibitions },
             failures: HashMap::new(),
+            closed_elsewhere: orphans,
         };
         let alerting = Alerting(Arc::new(Inner {
             config,
@@ -259,17 +282,56 @@ impl Alerting {
     }
 
     /// Evaluates the groups that are due, persists, and notifies; every second until shutdown.
+    /// Rule files are reloaded on SIGHUP and when they change on disk.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut hangup = hangup_signal();
+        let mut seen = rule_file_stamps(&self.0.config.rule_files);
         loop {
-            tokio::select! {
+            let reload = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
+                _ = tick.tick() => {
+                    let now = rule_file_stamps(&self.0.config.rule_files);
+                    let changed = now != seen;
+                    seen = now;
+                    changed
+                }
+                _ = recv_hangup(&mut hangup) => true,
+            };
+            if reload {
+                self.reload_rule_files();
             }
             if let Err(e) = self.tick(now_ms()).await {
                 tracing::warn!(error = %e, "alerting cycle failed; retrying next second");
             }
+        }
+    }
+
+    /// Re-reads the rule files; an invalid file keeps the rules that were loaded before.
+    pub fn reload_rule_files(&self) {
+        match load_rule_files(&self.0.config) {
+            Ok(groups) => {
+                let mut runtime = self.runtime();
+                let names: std::collections::HashSet<String> =
+                    groups.iter().flat_map(|g| g.alerting.iter().map(|r| r.name.clone())).collect();
+                let gone: Vec<String> = runtime
+                    .file_groups
+                    .iter()
+                    .flat_map(|g| g.alerting.iter().map(|r| r.name.clone()))
+                    .filter(|name| !names.contains(name))
+                    .collect();
+                let now = now_ms();
+                let mut closed = Vec::new();
+                for name in gone {
+                    closed.extend(runtime.alerts.drop_rule(&name, now));
+                }
+                runtime.dispatcher.closed(&closed);
+                runtime.closed_elsewhere.extend(closed);
+                tracing::info!(groups = groups.len(), "rule files reloaded");
+                runtime.file_groups = groups;
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "rule files not reloaded; the previous rules stay"),
         }
     }
 
@@ -291,7 +353,7 @@ impl Alerting {
             alerting: runtime.api_rules.iter().map(|r| r.rule.clone()).collect(),
             recording: Vec::new(),
         };
-        let mut closed = Vec::new();
+        let mut closed = std::mem::take(&mut runtime.closed_elsewhere);
         let mut samples = Vec::new();
         for group in std::iter::once(&api_group).chain(runtime.file_groups.iter()) {
             let interval = ms(group.interval).max(1000);
@@ -346,7 +408,7 @@ impl Alerting {
             resolved_at: record.resolved_at.map(Timestamp),
             at: Timestamp(now),
         };
-        Ok(self.0.store.save_alert(write).await.context("cannot save an alert")?)
+        self.0.store.save_alert(write).await.context("cannot save an alert")
     }
 
     fn settings(&self) -> impl Fn(&str) -> RuleSettings + use<> {
@@ -507,7 +569,7 @@ impl Alerting {
     pub fn dry_run(
         &self,
         spec: &AlertRuleSpec,
-    ) -> Result<(AlertRule, Vec<(BTreeMap<String, String>, f64)>), RuleError> {
+    ) -> Result<(AlertRule, Vec<Match>), RuleError> {
         let rule = spec.validate()?;
         let value = self.0.engine.instant(&rule.expr, now_ms()).map_err(|e| RuleError::new("expr", e.to_string()))?;
         let hubmon_promql::Value::Vector(samples) = value else {
@@ -736,6 +798,36 @@ fn silence_view(row: &StoredSilence) -> Option<SilenceView> {
         comment: row.comment.clone(),
         state,
     })
+}
+
+/// Modification times of the rule files, to notice edits.
+fn rule_file_stamps(paths: &[String]) -> Vec<Option<std::time::SystemTime>> {
+    paths.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+}
+
+#[cfg(unix)]
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+#[cfg(not(unix))]
+fn hangup_signal() -> Option<()> {
+    None
+}
+
+#[cfg(unix)]
+async fn recv_hangup(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn recv_hangup(_: &mut Option<()>) {
+    std::future::pending().await
 }
 
 fn load_rule_files(config: &AlertingConfig) -> anyhow::Result<Vec<RuleGroup>> {

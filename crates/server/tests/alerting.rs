@@ -407,3 +407,195 @@ fn rules_check_agrees_with_promtool() {
         assert_eq!(theirs.status.success(), valid, "promtool on {name}: {}", String::from_utf8_lossy(&theirs.stderr));
     }
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for_alert(server: &TestServer, token: &str, rule: &str, state: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (_, report) =
+            body(server.with_token(Method::GET, "/api/v1/monitoring/alerts", token).send().await.unwrap()).await;
+        if let Some(alert) =
+            report["active"].as_array().and_then(|a| a.iter().find(|a| a["rule"] == rule && a["state"] == state))
+        {
+            return alert.clone();
+        }
+        assert!(Instant::now() < deadline, "{rule} never became {state}: {report}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The default rules against real failures: a Redis that stops fires redis_connection_fail,
+/// a database nobody listens for fires database_connection_fail. (`for` is shortened through
+/// the API, as an operator may, so the test does not wait a minute.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_rules_fire_when_redis_stops_and_the_database_is_unreachable() {
+    let port = free_port();
+    let redis = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is missing: `source .ci/services.sh` (apt-get install redis-server)");
+    let mut redis = Killed(redis);
+    let dead_port = free_port();
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.alerting.evaluation_interval = hubmon_model::PromDuration::from_secs(1);
+        config.check.interval = hubmon_model::PromDuration::from_secs(1);
+        config.check.redis_url = format!("redis://127.0.0.1:{port}");
+        config.check.postgres_url = format!("postgres://hubmon@127.0.0.1:{dead_port}/nothing");
+    })
+    .await;
+    let editor = server.token_for_role("editor").await;
+    let (_, rules) = body(server.with_token(Method::GET, "/api/v1/alerts/rules", &editor).send().await.unwrap()).await;
+    for name in ["redis_connection_fail", "database_connection_fail"] {
+        let rule = rules.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap();
+        let mut spec = rule.clone();
+        for field in ["id", "source", "compiled_expr", "health", "created_at", "updated_at"] {
+            spec.as_object_mut().unwrap().remove(field);
+        }
+        spec["for"] = json!("2s");
+        let path = format!("/api/v1/rules/{}", rule["id"]);
+        let (status, answer) =
+            body(server.with_token(Method::PUT, &path, &editor).json(&spec).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    let database =
+        wait_for_alert(&server, &editor, "database_connection_fail", "firing", Duration::from_secs(40)).await;
+    assert_eq!(database["severity"], "critical");
+    // Redis answers: no alert. Then it stops.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, report) =
+        body(server.with_token(Method::GET, "/api/v1/monitoring/alerts", &editor).send().await.unwrap()).await;
+    assert!(!report["active"].as_array().unwrap().iter().any(|a| a["rule"] == "redis_connection_fail"), "{report}");
+    redis.0.kill().unwrap();
+    redis.0.wait().unwrap();
+    let alert = wait_for_alert(&server, &editor, "redis_connection_fail", "firing", Duration::from_secs(40)).await;
+    assert!(alert["annotations"]["summary"].as_str().unwrap().contains("Redis check"), "{alert}");
+    server.stop().await;
+}
+
+/// The real Prometheus 2.42 sends its alerts to hubmon as to an Alertmanager.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_prometheus_sends_its_alerts_to_hubmon() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let ingest = server.token_for_role("ingest").await;
+    let viewer = server.token_for_role("viewer").await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n- name: peer\n  interval: 1s\n  rules:\n  - alert: PeerAlwaysFiring\n    expr: vector(1)\n    labels: {severity: warning, team: peer}\n    annotations: {summary: sent by Prometheus}\n",
+    )
+    .unwrap();
+    let address = server.base.trim_start_matches("http://").to_string();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: ['{}']\nalerting:\n  alertmanagers:\n  - api_version: v2\n    \
+             authorization:\n      credentials: {ingest}\n    static_configs:\n    - targets: ['{address}']\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--rules.alert.resend-delay=1s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is missing: `source .ci/services.sh` (apt-get install prometheus)"),
+    );
+    let alert = wait_for_alert(&server, &viewer, "PeerAlwaysFiring", "firing", Duration::from_secs(60)).await;
+    assert_eq!(alert["source"], "external");
+    assert_eq!(alert["labels"]["team"], "peer");
+    assert_eq!(alert["annotations"]["summary"], "sent by Prometheus");
+    let (_, am) = body(server.with_token(Method::GET, "/api/v2/alerts", &viewer).send().await.unwrap()).await;
+    assert!(am.as_array().unwrap().iter().any(|a| a["labels"]["alertname"] == "PeerAlwaysFiring"), "{am}");
+    server.stop().await;
+}
+
+/// Rule files: loaded at start, recording rules write their series, and an edit to the file is
+/// picked up without a restart (an invalid edit keeps the previous rules).
+#[tokio::test]
+async fn rule_files_load_record_and_reload_on_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yml");
+    std::fs::write(&file, "groups:\n- name: files\n  interval: 1s\n  rules:\n  - record: job:room_temperature:max\n    expr: max by (job) (room_temperature)\n").unwrap();
+    let path = file.to_str().unwrap().to_string();
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.alerting.rule_files = vec![path.clone()];
+        config.alerting.default_rules = false;
+    })
+    .await;
+    let ingest = server.token_for_role("ingest").await;
+    let viewer = server.token_for_role("viewer").await;
+    let push = json!([{"name": "room_temperature", "labels": {"job": "rooms", "room": "a"}, "value": 21},
+                      {"name": "room_temperature", "labels": {"job": "rooms", "room": "b"}, "value": 25}]);
+    let (status, _) =
+        body(server.with_token(Method::POST, "/api/v1/monitoring/metrics", &ingest).json(&push).send().await.unwrap())
+            .await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, answer) = body(
+            server
+                .with_token(Method::GET, "/api/v1/query?query=job:room_temperature:max", &viewer)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if answer["data"]["result"][0]["value"][1] == "25" {
+            assert_eq!(
+                answer["data"]["result"][0]["metric"],
+                json!({"__name__": "job:room_temperature:max", "job": "rooms"})
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the recording rule never wrote: {answer}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let rule_names = |groups: &Value| -> Vec<String> {
+        groups["data"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    // An invalid edit is refused; a valid one replaces the rules.
+    std::fs::write(&file, "groups:\n- name: files\n  rules:\n  - alert: Broken\n    expr: up ==\n").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, groups) = body(server.with_token(Method::GET, "/api/v1/rules", &viewer).send().await.unwrap()).await;
+    assert!(rule_names(&groups).contains(&"job:room_temperature:max".to_string()), "{groups}");
+    std::fs::write(&file, "groups:\n- name: files\n  rules:\n  - alert: RoomHot\n    expr: room_temperature > 24\n")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, groups) = body(server.with_token(Method::GET, "/api/v1/rules", &viewer).send().await.unwrap()).await;
+        if rule_names(&groups) == vec!["RoomHot".to_string()] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the edited file was not reloaded: {groups}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_for_alert(&server, &viewer, "RoomHot", "firing", Duration::from_secs(30)).await;
+    server.stop().await;
+}

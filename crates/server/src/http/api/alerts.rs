@@ -129,7 +129,7 @@ pub async fn monitoring_alerts(
             active.push(view(record, muted));
         }
     }
-    active.sort_by(|a, b| b.since.cmp(&a.since));
+    active.sort_by_key(|a| std::cmp::Reverse(a.since));
     let until = params.until.unwrap_or_else(Timestamp::now);
     let since = params.since.unwrap_or(Timestamp(until.as_millis() - 86_400_000));
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
