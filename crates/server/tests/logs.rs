@@ -793,3 +793,92 @@ async fn every_acknowledged_line_survives_kill_9() {
     assert_eq!(stats["total"].as_u64(), Some(stored), "{stats}");
     println!("acknowledged {acknowledged} lines, {stored} stored after kill -9");
 }
+
+/// What Grafana's Loki data source sends: label browsing, a log panel, a metric panel.
+#[tokio::test]
+async fn grafana_style_loki_queries() {
+    let (server, token) = server().await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let base = now - 600_000;
+    let mut payload = String::new();
+    for i in 0..60i64 {
+        payload.push_str(
+            &json!({"timestamp": base + i * 10_000, "service": if i % 2 == 0 { "Checkout" } else { "search" },
+                "level": if i % 5 == 0 { "error" } else { "info" }, "status": 200 + (i % 3) * 150,
+                "message": format!("handled request {i} in {}ms", i * 10)})
+            .to_string(),
+        );
+        payload.push('\n');
+    }
+    assert_eq!(post_logs(&server, &token, "application/x-ndjson", payload).await.0, 200);
+    let loki = |path: &'static str, params: Vec<(&'static str, String)>| {
+        let server = &server;
+        let token = &token;
+        async move {
+            let response = server.with_token(Method::GET, path, token).query(&params).send().await.unwrap();
+            body(response).await
+        }
+    };
+    let (start, end) = ((base - 1000) * 1_000_000, now * 1_000_000);
+
+    let (status, labels) = loki("/loki/api/v1/labels", vec![]).await;
+    assert_eq!(status, 200);
+    assert!(labels["data"].as_array().unwrap().contains(&json!("service")), "{labels}");
+    let (_, values) = loki("/loki/api/v1/label/service/values", vec![]).await;
+    assert_eq!(values["data"], json!(["Checkout", "search"]), "stream label values keep their case");
+
+    let (status, logs) = loki(
+        "/loki/api/v1/query_range",
+        vec![
+            ("query", r#"{service="Checkout"} |= "request" | logfmt | status >= 300"#.into()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+            ("limit", "1000".into()),
+            ("direction", "backward".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{logs}");
+    assert_eq!(logs["data"]["resultType"], "streams");
+    let total: usize = logs["data"]["result"].as_array().unwrap().iter().map(|s| s["values"].as_array().unwrap().len()).sum();
+    // Checkout lines are the even i; status >= 300 is i % 3 != 0: 20 of the 30.
+    assert_eq!(total, 20, "{logs}");
+    let first = &logs["data"]["result"][0];
+    assert_eq!(first["stream"]["service"], "Checkout");
+    assert!(first["values"][0][0].as_str().unwrap().len() >= 19, "timestamps in ns");
+
+    let (status, metric) = loki(
+        "/loki/api/v1/query_range",
+        vec![
+            ("query", r#"sum by (level) (count_over_time({service=~"Checkout|search"}[10m]))"#.into()),
+            ("start", (now / 1000).to_string()),
+            ("end", (now / 1000).to_string()),
+            ("step", "60".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{metric}");
+    assert_eq!(metric["data"]["resultType"], "matrix");
+    let result = metric["data"]["result"].as_array().unwrap();
+    let error = result.iter().find(|s| s["metric"]["level"] == "error").unwrap();
+    assert_eq!(error["values"][0][1], "12", "{metric}");
+
+    let (status, instant) = loki(
+        "/loki/api/v1/query",
+        vec![("query", r#"sum(rate({service="search"} |= "handled" [10m]))"#.into()), ("time", now.to_string())],
+    )
+    .await;
+    assert_eq!(status, 200, "{instant}");
+    assert_eq!(instant["data"]["resultType"], "vector");
+    assert_eq!(instant["data"]["result"][0]["value"][1], "0.05", "30 lines in 600 s");
+
+    let (status, series) =
+        loki("/loki/api/v1/series", vec![("match[]", r#"{service="search"}"#.into()), ("start", start.to_string())]).await;
+    assert_eq!(status, 200, "{series}");
+    assert_eq!(series["data"].as_array().unwrap().len(), 2, "one stream per level: {series}");
+
+    let (status, error) = loki("/loki/api/v1/query_range", vec![("query", r#"{service="x""#.into())]).await;
+    assert_eq!(status, 400);
+    assert!(error.to_string().contains("position"), "{error}");
+    server.stop().await;
+}
