@@ -7,6 +7,11 @@
 //! *group* of consecutive series (`series_per_request`) and a *step* of a few consecutive
 //! samples of each (`samples_per_series`). Requests are listed step-major, so the whole fleet
 //! advances through time together, and each series' samples are in time order.
+//!
+//! The query benchmark (bench/query.sh) uses a variant of the catalogue, [`Catalogue::Query`]:
+//! the same 100 series per host, but each host belongs to one of five jobs (so `sum by (job)`
+//! has groups to sum), and the latency histogram has 10 buckets over 3 handlers instead of 6
+//! over 5.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +31,22 @@ pub struct Spec {
     /// Every sample is before this instant (ms since the epoch).
     pub end_ms: i64,
     pub seed: u64,
+    pub catalogue: Catalogue,
 }
+
+/// Which per-host catalogue of series to generate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Catalogue {
+    /// The ingest benchmark's: jobs "api" and "node" on every host, a 6-bucket histogram.
+    #[default]
+    Fleet,
+    /// The query benchmark's: every host in one of five jobs, a 10-bucket histogram.
+    Query,
+}
+
+/// The jobs of [`Catalogue::Query`]; host N is in `QUERY_JOBS[N % 5]`.
+pub const QUERY_JOBS: [&str; 5] = ["api", "web", "db", "cache", "worker"];
 
 /// The two workloads, and a small one to check the tooling: (series, samples per series).
 pub fn preset(name: &str) -> Option<(usize, usize)> {
@@ -83,7 +103,7 @@ pub fn encode_all(spec: &Spec, batching: Batching, threads: usize) -> Encoded {
     let per_step = batching.samples_per_series.max(1);
     let groups = spec.series.div_ceil(per_request);
     let steps = spec.samples_per_series.div_ceil(per_step);
-    let catalogue = catalogue();
+    let catalogue = catalogue(spec.catalogue);
     let next_group = AtomicUsize::new(0);
     let done: Mutex<Vec<Request>> = Mutex::new(Vec::with_capacity(groups * steps));
     std::thread::scope(|scope| {
@@ -125,7 +145,7 @@ fn encode_group(
             let template = &catalogue[id % SERIES_PER_HOST];
             let mut host_rng = Rng::new(spec.seed ^ 0x05EE_D0F0_4057 ^ host as u64);
             let offset = (host_rng.next_u64() % spec.interval_ms.max(1) as u64) as i64;
-            let labels = template.labels(host);
+            let labels = template.labels(host, spec.catalogue);
             let generator = Generator::new(template.kind, host, Rng::new(spec.seed ^ (id as u64).wrapping_mul(GOLDEN)));
             (labels, generator, spec.start_ms() + offset)
         })
@@ -274,14 +294,18 @@ impl Template {
     }
 
     /// The series' labels for `host`, sorted by name as Prometheus sends them.
-    fn labels(&self, host: usize) -> Vec<Label> {
+    fn labels(&self, host: usize, catalogue: Catalogue) -> Vec<Label> {
         const REGIONS: [&str; 4] = ["eu-west-1", "us-east-1", "us-west-2", "ap-south-1"];
         let port = if self.job == "api" { 8080 } else { 9100 };
+        let job = match catalogue {
+            Catalogue::Fleet => self.job,
+            Catalogue::Query => QUERY_JOBS[host % QUERY_JOBS.len()],
+        };
         let mut labels = vec![
             Label { name: "__name__".into(), value: self.name.clone() },
             Label { name: "env".into(), value: if host.is_multiple_of(10) { "staging" } else { "prod" }.into() },
             Label { name: "instance".into(), value: format!("host-{host:05}:{port}") },
-            Label { name: "job".into(), value: self.job.into() },
+            Label { name: "job".into(), value: job.into() },
             Label { name: "region".into(), value: REGIONS[host % REGIONS.len()].into() },
         ];
         labels.extend(self.extra.iter().map(|(name, value)| Label { name: (*name).into(), value: value.clone() }));
@@ -290,20 +314,53 @@ impl Template {
     }
 }
 
-fn catalogue() -> Vec<Template> {
+fn catalogue(catalogue: Catalogue) -> Vec<Template> {
     let mut t = Vec::with_capacity(SERIES_PER_HOST);
     // 64 counters.
     let handlers = ["/api/v1/query", "/api/v1/write", "/login", "/metrics", "/static"];
+    // The latency histogram: on which handlers, and (le, share of the requests at or below it).
+    let (histogram_handlers, buckets): (&[&str], &[(&str, f64)]) = match catalogue {
+        Catalogue::Fleet => {
+            (&handlers, &[("0.005", 0.2), ("0.025", 0.6), ("0.1", 0.85), ("0.5", 0.97), ("2.5", 0.995), ("+Inf", 1.0)])
+        }
+        Catalogue::Query => (
+            &handlers[..3],
+            &[
+                ("0.005", 0.1),
+                ("0.01", 0.25),
+                ("0.025", 0.5),
+                ("0.05", 0.7),
+                ("0.1", 0.85),
+                ("0.25", 0.93),
+                ("0.5", 0.97),
+                ("1", 0.99),
+                ("2.5", 0.997),
+                ("+Inf", 1.0),
+            ],
+        ),
+    };
+    let histogram = |t: &mut Vec<Template>, handler: &str| {
+        for (le, share) in buckets {
+            let extra = [("handler", handler), ("le", *le)];
+            let kind = Kind::Counter { rate: 40.0 * share };
+            t.push(Template::new("bench_http_request_duration_seconds_bucket", "api", &extra, kind));
+        }
+    };
+    // The order fixes each series' id, and so its values: the fleet's is the ingest runs' order
+    // (each handler's counters, then its buckets), the query catalogue's the query runs' order
+    // (every counter, then every bucket).
     for handler in handlers {
         for (code, rate) in [("200", 40.0), ("404", 0.5), ("500", 0.05)] {
             let extra = [("code", code), ("handler", handler), ("method", "GET")];
             t.push(Template::new("bench_http_requests_total", "api", &extra, Kind::Counter { rate }));
         }
-        for (le, share) in [("0.005", 0.2), ("0.025", 0.6), ("0.1", 0.85), ("0.5", 0.97), ("2.5", 0.995), ("+Inf", 1.0)]
-        {
-            let extra = [("handler", handler), ("le", le)];
-            let kind = Kind::Counter { rate: 40.0 * share };
-            t.push(Template::new("bench_http_request_duration_seconds_bucket", "api", &extra, kind));
+        if catalogue == Catalogue::Fleet {
+            histogram(&mut t, handler);
+        }
+    }
+    if catalogue == Catalogue::Query {
+        for handler in histogram_handlers {
+            histogram(&mut t, handler);
         }
     }
     for device in ["eth0", "eth1"] {
@@ -383,26 +440,67 @@ mod tests {
     use super::*;
 
     fn spec(series: usize, samples: usize) -> Spec {
-        Spec { series, samples_per_series: samples, interval_ms: 10_000, end_ms: 1_700_000_000_000, seed: 7 }
+        Spec {
+            series,
+            samples_per_series: samples,
+            interval_ms: 10_000,
+            end_ms: 1_700_000_000_000,
+            seed: 7,
+            catalogue: Catalogue::Fleet,
+        }
     }
 
     #[test]
     fn catalogue_has_one_entry_per_host_series_and_the_stated_mix() {
-        let catalogue = catalogue();
-        assert_eq!(catalogue.len(), SERIES_PER_HOST);
-        let counters = catalogue.iter().filter(|t| matches!(t.kind, Kind::Counter { .. })).count();
-        let constants = catalogue.iter().filter(|t| matches!(t.kind, Kind::Constant { .. })).count();
-        assert_eq!((counters, constants), (64, 10));
+        for (kind, buckets) in [(Catalogue::Fleet, 6), (Catalogue::Query, 10)] {
+            let catalogue = catalogue(kind);
+            assert_eq!(catalogue.len(), SERIES_PER_HOST);
+            let counters = catalogue.iter().filter(|t| matches!(t.kind, Kind::Counter { .. })).count();
+            let constants = catalogue.iter().filter(|t| matches!(t.kind, Kind::Constant { .. })).count();
+            assert_eq!((counters, constants), (64, 10));
+            let per_handler = catalogue
+                .iter()
+                .filter(|t| t.name.ends_with("_bucket") && t.extra.contains(&("handler", "/login".to_string())))
+                .count();
+            assert_eq!(per_handler, buckets, "{kind:?}");
+        }
     }
 
     #[test]
     fn every_series_of_a_host_has_distinct_labels() {
-        let catalogue = catalogue();
-        let mut sets: Vec<Vec<(String, String)>> =
-            catalogue.iter().map(|t| t.labels(3).into_iter().map(|l| (l.name, l.value)).collect()).collect();
-        sets.sort();
-        sets.dedup();
-        assert_eq!(sets.len(), SERIES_PER_HOST);
+        for kind in [Catalogue::Fleet, Catalogue::Query] {
+            let catalogue = catalogue(kind);
+            let mut sets: Vec<Vec<(String, String)>> =
+                catalogue.iter().map(|t| t.labels(3, kind).into_iter().map(|l| (l.name, l.value)).collect()).collect();
+            sets.sort();
+            sets.dedup();
+            assert_eq!(sets.len(), SERIES_PER_HOST);
+        }
+    }
+
+    #[test]
+    fn the_order_of_each_catalogue_is_the_measured_one() {
+        let names = |kind| catalogue(kind).iter().take(46).map(|t| t.name.clone()).collect::<Vec<_>>();
+        let (counter, bucket) = ("bench_http_requests_total", "bench_http_request_duration_seconds_bucket");
+        let fleet = names(Catalogue::Fleet);
+        assert_eq!(
+            (fleet[2].as_str(), fleet[3].as_str(), fleet[8].as_str(), fleet[9].as_str()),
+            (counter, bucket, bucket, counter)
+        );
+        let query = names(Catalogue::Query);
+        assert!(query[..15].iter().all(|n| n == counter) && query[15..45].iter().all(|n| n == bucket));
+    }
+
+    #[test]
+    fn the_query_catalogue_puts_each_host_in_one_of_five_jobs() {
+        let job = |host: usize| {
+            catalogue(Catalogue::Query)
+                .iter()
+                .map(|t| t.labels(host, Catalogue::Query).into_iter().find(|l| l.name == "job").unwrap().value)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(job(0).into_iter().collect::<Vec<_>>(), ["api"]);
+        assert_eq!(job(7).into_iter().collect::<Vec<_>>(), ["db"]);
     }
 
     #[test]

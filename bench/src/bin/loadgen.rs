@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hubmon_bench::sender::{self, Target};
-use hubmon_bench::workload::{self, Batching, Spec};
+use hubmon_bench::workload::{self, Batching, Catalogue, Spec};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -55,6 +55,10 @@ struct RunArgs {
     end_ms: Option<i64>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Which series every host exports: fleet (the ingest benchmark's) or query (five jobs,
+    /// a 10-bucket histogram; the query benchmark's).
+    #[arg(long, value_enum, default_value_t = Catalogue::Fleet)]
+    catalogue: Catalogue,
     /// Requests in flight.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
@@ -99,7 +103,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         None => (args.series, args.samples),
     };
     let end_ms = args.end_ms.unwrap_or_else(now_ms);
-    let spec = Spec { series, samples_per_series: samples, interval_ms: args.interval_ms, end_ms, seed: args.seed };
+    let spec = Spec {
+        series,
+        samples_per_series: samples,
+        interval_ms: args.interval_ms,
+        end_ms,
+        seed: args.seed,
+        catalogue: args.catalogue,
+    };
     let batching =
         Batching { series_per_request: args.series_per_request, samples_per_series: args.samples_per_request };
     let threads = args.encode_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
