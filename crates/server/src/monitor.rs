@@ -6,13 +6,18 @@
 //! summary's figures are PromQL over the metrics store (the same expressions the dashboard's
 //! charts use). Parts whose module is not in this build, or is switched off, say so with a
 //! reason instead of a zero that would read as "all fine".
+//!
+//! The same producer compares each round with the last and publishes what changed as events
+//! (`alert`: an alert appeared, changed state or went away; `health`: a check changed status),
+//! so open Alerts and Health pages refresh at once rather than on their next poll.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hubmon_model::Timestamp;
+use hubmon_model::{HealthStatus, Timestamp};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
@@ -45,22 +50,24 @@ pub struct Summary {
     pub notifications: Section<NotificationsNow>,
 }
 
-/// Overall health from the health checks: `up`, `degraded` (some down), `down` (all down) or
-/// `unknown` (no checks).
+/// Overall health from the health checks (the health report's status and counts).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HealthNow {
-    pub status: &'static str,
-    pub up: u64,
-    pub down: u64,
-    pub total: u64,
+    pub status: HealthStatus,
+    pub healthy: u32,
+    pub degraded: u32,
+    pub unhealthy: u32,
+    pub unknown: u32,
 }
 
-/// Firing alerts by severity.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// Firing alerts by severity, and how many more are pending (waiting for their `for`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct AlertCounts {
     pub critical: u64,
+    pub error: u64,
     pub warning: u64,
     pub info: u64,
+    pub pending: u64,
 }
 
 /// This host now; `None` where the collector has no sample yet (the first interval).
@@ -89,11 +96,15 @@ pub struct LogsNow {
     pub errors_5m: u64,
 }
 
+/// Notifications that ended as dead letters in the last 24 hours (counted up to 1000).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct NotificationsNow {
     pub failed_24h: u64,
-    pub unread: u64,
 }
+
+/// Log lines of level error or critical in the last five minutes.
+const LOG_ERRORS: &str = "level:>=error";
+const FAILED_COUNT_LIMIT: u32 = 1000;
 
 /// Real filesystems only: tmpfs and friends would make "fullest disk" meaningless.
 const REAL_FS: &str = r#"job="node",fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|proc|sysfs|cgroup2?|nsfs|fuse.*""#;
@@ -135,6 +146,63 @@ fn scalar(engine: &hubmon_promql::Engine, query: &str, now: i64) -> Option<f64> 
     number.is_finite().then_some(number)
 }
 
+fn health_now(app: &AppState) -> Section<HealthNow> {
+    let report = app.checks.report();
+    Section::Available(HealthNow {
+        status: report.status,
+        healthy: report.counts.healthy,
+        degraded: report.counts.degraded,
+        unhealthy: report.counts.unhealthy,
+        unknown: report.counts.unknown,
+    })
+}
+
+fn alerts_now(app: &AppState) -> Section<AlertCounts> {
+    let mut counts = AlertCounts::default();
+    for (alert, _) in app.alerting.active() {
+        match (alert.state, alert.severity()) {
+            (hubmon_rules::State::Firing, "critical") => counts.critical += 1,
+            (hubmon_rules::State::Firing, "error") => counts.error += 1,
+            (hubmon_rules::State::Firing, "warning") => counts.warning += 1,
+            (hubmon_rules::State::Firing, _) => counts.info += 1,
+            (hubmon_rules::State::Pending, _) => counts.pending += 1,
+            _ => {}
+        }
+    }
+    Section::Available(counts)
+}
+
+async fn logs_now(app: &AppState, now: i64) -> Section<LogsNow> {
+    let store = app.logs.store.clone();
+    let counted = tokio::task::spawn_blocking(move || {
+        let query = hubmon_logstore::Expr::parse(LOG_ERRORS).map_err(|e| e.to_string())?;
+        let window = 5 * 60_000;
+        let request = hubmon_logstore::StatsRequest { query, from: now - window, to: now, step: window, top: 0 };
+        store.stats(&request).map(|stats| stats.total).map_err(|e| e.to_string())
+    })
+    .await;
+    match counted {
+        Ok(Ok(errors_5m)) => Section::Available(LogsNow { errors_5m }),
+        Ok(Err(error)) => Section::unavailable(format!("the log store could not count errors: {error}")),
+        Err(error) => Section::unavailable(format!("the log count failed: {error}")),
+    }
+}
+
+async fn notifications_now(app: &AppState, now: i64) -> Section<NotificationsNow> {
+    let query = hubmon_state::NotificationQuery {
+        channel_id: None,
+        status: Some(hubmon_state::DeliveryStatus::Failed),
+        since: Some(Timestamp(now - 86_400_000)),
+        until: None,
+        before_id: None,
+        limit: FAILED_COUNT_LIMIT,
+    };
+    match app.notifier.history(&query).await {
+        Ok(failed) => Section::Available(NotificationsNow { failed_24h: failed.len() as u64 }),
+        Err(error) => Section::unavailable(format!("the notification history could not be read: {error}")),
+    }
+}
+
 /// Computes the summary now. Metric figures run on the blocking pool (PromQL is synchronous).
 pub async fn summarize(app: &AppState) -> Summary {
     let engine = app.query_engine.clone();
@@ -172,31 +240,67 @@ pub async fn summarize(app: &AppState) -> Summary {
     };
     Summary {
         generated_at: now,
-        health: Section::unavailable("health checks are not part of this build yet"),
-        alerts: Section::unavailable("alerting rules are not part of this build yet"),
+        health: health_now(app),
+        alerts: alerts_now(app),
         host,
         api,
-        logs: Section::unavailable("the log store is not part of this build yet"),
-        notifications: Section::unavailable("notifications are not part of this build yet"),
+        logs: logs_now(app, at).await,
+        notifications: notifications_now(app, at).await,
     }
 }
 
-/// Publishes the summary to every open stream.
+/// Something that changed, for the stream: `kind` is the event name (`alert`, `health`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LiveEvent {
+    #[serde(skip)]
+    pub kind: &'static str,
+    /// The alert fingerprint or the check id.
+    pub id: String,
+    pub name: String,
+    /// The new state or status; `gone` for an alert no longer active.
+    pub state: String,
+}
+
+/// Events a stream may fall behind by before it is told to reconnect.
+const EVENT_BUFFER: usize = 256;
+
+/// What the last round saw, to tell what changed.
+#[derive(Default)]
+struct Seen {
+    alerts: HashMap<String, (String, &'static str)>,
+    checks: HashMap<i64, (String, HealthStatus)>,
+    primed: bool,
+}
+
+/// Publishes the summary and change events to every open stream.
 pub struct Monitor {
     latest: watch::Sender<Option<Arc<Summary>>>,
+    events: broadcast::Sender<LiveEvent>,
     computed_at: parking_lot::Mutex<Option<Instant>>,
+    seen: parking_lot::Mutex<Seen>,
     shutdown: CancellationToken,
 }
 
 impl Monitor {
     /// `shutdown` ends the open streams, so a graceful shutdown need not wait for them.
     pub fn new(shutdown: CancellationToken) -> Self {
-        Self { latest: watch::Sender::new(None), computed_at: parking_lot::Mutex::new(None), shutdown }
+        Self {
+            latest: watch::Sender::new(None),
+            events: broadcast::Sender::new(EVENT_BUFFER),
+            computed_at: parking_lot::Mutex::new(None),
+            seen: parking_lot::Mutex::new(Seen::default()),
+            shutdown,
+        }
     }
 
     /// A receiver of every new summary; the stream ends when hubmon shuts down.
     pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Summary>>> {
         self.latest.subscribe()
+    }
+
+    /// A receiver of change events from now on.
+    pub fn events(&self) -> broadcast::Receiver<LiveEvent> {
+        self.events.subscribe()
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {
@@ -212,6 +316,47 @@ impl Monitor {
         self.refresh(app).await
     }
 
+    /// Publishes what changed in alerts and checks since the last call (nothing on the first).
+    fn publish_changes(&self, app: &AppState) {
+        let alerts: HashMap<String, (String, &'static str)> = app
+            .alerting
+            .active()
+            .into_iter()
+            .map(|(alert, _)| (alert.fingerprint.clone(), (alert.rule.clone(), alert.state.as_str())))
+            .collect();
+        let checks: HashMap<i64, (String, HealthStatus)> =
+            app.checks.report().components.into_iter().map(|c| (c.id, (c.name, c.status))).collect();
+        let mut seen = self.seen.lock();
+        let mut changes = Vec::new();
+        if seen.primed {
+            for (id, (name, state)) in &alerts {
+                if seen.alerts.get(id).is_none_or(|(_, before)| before != state) {
+                    changes.push(LiveEvent {
+                        kind: "alert",
+                        id: id.clone(),
+                        name: name.clone(),
+                        state: state.to_string(),
+                    });
+                }
+            }
+            for (id, (name, _)) in seen.alerts.iter().filter(|(id, _)| !alerts.contains_key(*id)) {
+                changes.push(LiveEvent { kind: "alert", id: id.clone(), name: name.clone(), state: "gone".into() });
+            }
+            for (id, (name, status)) in &checks {
+                if seen.checks.get(id).is_none_or(|(_, before)| before != status) {
+                    let state = status.as_str().to_string();
+                    changes.push(LiveEvent { kind: "health", id: id.to_string(), name: name.clone(), state });
+                }
+            }
+        }
+        *seen = Seen { alerts, checks, primed: true };
+        drop(seen);
+        for change in changes {
+            // No receiver is fine: nobody is watching.
+            let _ = self.events.send(change);
+        }
+    }
+
     async fn refresh(&self, app: &AppState) -> Arc<Summary> {
         let summary = Arc::new(summarize(app).await);
         *self.computed_at.lock() = Some(Instant::now());
@@ -220,7 +365,8 @@ impl Monitor {
     }
 }
 
-/// Recomputes the summary every interval while at least one stream is open.
+/// Recomputes the summary every interval while at least one stream is open, and publishes
+/// the alert and health changes of the interval.
 pub async fn run(app: AppState, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(SUMMARY_INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -229,6 +375,9 @@ pub async fn run(app: AppState, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
+        // Changes are tracked every round, watched or not, so a stream that opens later
+        // hears about the next change rather than taking the current state for one.
+        app.monitor.publish_changes(&app);
         if app.monitor.latest.receiver_count() > 0 {
             app.monitor.refresh(&app).await;
         }

@@ -90,7 +90,7 @@ async fn the_dashboard_never_shadows_the_api() {
 }
 
 #[tokio::test]
-async fn summary_reports_host_and_api_figures_and_names_absent_modules() {
+async fn summary_reports_the_host_the_api_and_every_module() {
     let server = TestServer::start_with(Backend::Sqlite, |config| {
         config.host.enabled = true;
         config.host.interval = hubmon_model::PromDuration(Duration::from_secs(1));
@@ -114,15 +114,67 @@ async fn summary_reports_host_and_api_figures_and_names_absent_modules() {
     assert!((0.0..=100.0).contains(&memory), "{summary}");
     assert!(host["cpu_cores"].as_f64().unwrap() >= 1.0, "{summary}");
     assert_eq!(summary["api"]["state"], "available");
-    for absent in ["health", "alerts", "logs", "notifications"] {
-        let section = &summary[absent];
-        if section["state"] == "unavailable" {
-            assert!(!section["reason"].as_str().unwrap().is_empty(), "{absent}: {section}");
-        }
-    }
+    assert_eq!(summary["health"]["state"], "available", "{summary}");
+    assert!(["healthy", "degraded", "unhealthy", "unknown"].contains(&summary["health"]["status"].as_str().unwrap()));
+    assert!(summary["alerts"]["critical"].is_u64(), "{summary}");
+    assert!(summary["logs"]["errors_5m"].is_u64(), "{summary}");
+    assert!(summary["notifications"]["failed_24h"].is_u64(), "{summary}");
     let (status, _) = body(server.request(Method::GET, "/api/v1/monitoring/summary").send().await.unwrap()).await;
     assert_eq!(status, 401);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn summary_counts_log_errors_of_the_last_five_minutes() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let ingest = server.token_for_role("ingest").await;
+    let viewer = server.token_for_role("viewer").await;
+    let now = hubmon_model::Timestamp::now().as_millis();
+    let lines = serde_json::json!([
+        {"level": "error", "message": "disk full", "timestamp": now - 1_000},
+        {"level": "critical", "message": "db down", "timestamp": now - 2_000},
+        {"level": "warning", "message": "slow", "timestamp": now - 3_000},
+        {"level": "error", "message": "long ago", "timestamp": now - 600_000},
+    ]);
+    let response = server.with_token(Method::POST, "/api/v1/logs", &ingest).json(&lines).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    // The summary may be cached for one interval.
+    tokio::time::sleep(hubmon::monitor::SUMMARY_INTERVAL).await;
+    let (_, summary) =
+        body(server.with_token(Method::GET, "/api/v1/monitoring/summary", &viewer).send().await.unwrap()).await;
+    assert_eq!(summary["logs"]["errors_5m"], 2, "{summary}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_stream_announces_an_alert_that_starts_firing() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.alerting.evaluation_interval = hubmon_model::PromDuration(Duration::from_secs(1));
+    })
+    .await;
+    let token = server.admin_token().await;
+    let mut response = server.with_token(Method::GET, "/api/v1/monitoring/stream", &token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let rule = serde_json::json!({"name": "StreamProbe", "expr": "vector(1)", "severity": "critical"});
+    let (status, created) = body(
+        server.with_token(Method::POST, "/api/v1/monitoring/alerts/rules", &token).json(&rule).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !text.contains("event: alert") || !text.contains("StreamProbe") {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await;
+        let chunk = chunk.unwrap_or_else(|_| panic!("no alert event in 20 s; got:\n{text}")).unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let event = text.split("event: alert").nth(1).unwrap();
+    let data = event.lines().find_map(|line| line.strip_prefix("data: ")).unwrap();
+    let change: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(change["name"], "StreamProbe", "{change}");
+    assert!(change["state"] == "firing" || change["state"] == "pending", "{change}");
+    tokio::time::timeout(Duration::from_secs(10), server.stop()).await.unwrap();
+    drop(response);
 }
 
 #[tokio::test]
