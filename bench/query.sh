@@ -10,7 +10,7 @@
 #   bench/query.sh [--runs 3] [--hosts 67] [--samples 1500] [--rounds 30] [--warmup 3]
 #                  [--max-seconds 240] [--no-build]
 #
-# Per run: fresh data directories; the three servers are started side by side, loaded one
+# --hosts must be at least 8 (the raw series is host-00007's). Per run: fresh data directories; the three servers are started side by side, loaded one
 # after the other (--hosts x 100 series of bench-loadgen's query catalogue, each host in one
 # of five jobs; --samples per series at a 60 s interval, ending just before the run's start,
 # in time order), left to settle (Prometheus's head compaction,

@@ -167,6 +167,9 @@ def measure(args):
                 if status != 200:
                     sys.exit(f"{client.name} {query[0]}: HTTP {status}: {body[:300]!r}")
             answers[(client.name, query[0])] = decode_matrix(body)
+            if not answers[(client.name, query[0])]:
+                print(f"WARNING: {client.name} {query[0]}: no series (the raw series needs --hosts >= 8)",
+                      file=sys.stderr)
             sizes[(client.name, query[0])] = len(body)
             print(f"warm-up {client.name} {query[0]}: {len(answers[(client.name, query[0])])} series, "
                   f"{len(body):,} bytes", file=sys.stderr)
@@ -237,6 +240,10 @@ def fmt_ms(value):
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
+def fmt_g(value):
+    return "–" if value is None else f"{value:.2g}"
+
+
 def fmt_ratio(a, b):
     return "–" if a is None or not b else f"{a / b:.2f}×"
 
@@ -300,7 +307,7 @@ def summarize(args):
             row.append(f"{a['series']}/{a['reference_series']} series, labels {'same' if a['same_label_sets'] else 'DIFFER'}, "
                        f"{a['points_compared']:,} points (missing {a['points_missing']}, extra {a['points_extra']}, "
                        f"NaN mismatches {a['nan_mismatches']}); relative difference median "
-                       f"{a['relative_difference_median']:.2g}, max {a['relative_difference_max']:.2g}; "
+                       f"{fmt_g(a['relative_difference_median'])}, max {fmt_g(a['relative_difference_max'])}; "
                        f"{a['points_within_1e-9'] / compared:.1%} within 1e-9, "
                        f"{a['points_within_1pct'] / compared:.1%} within 1 %")
         out.append("| " + " | ".join(row) + " |")
