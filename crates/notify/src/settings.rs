@@ -487,11 +487,24 @@ pub fn open(kind: ChannelKind, stored: &Value, secrets: &Secrets) -> Result<Valu
     Ok(opened)
 }
 
+/// How a secret is shown: a URL keeps its scheme and host (which service it goes to) and hides
+/// the rest, where tokens live; anything else shows only its first characters.
+pub fn mask(text: &str) -> String {
+    if let Ok(url) = reqwest::Url::parse(text)
+        && matches!(url.scheme(), "http" | "https")
+        && let Some(host) = url.host_str()
+    {
+        let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        return format!("{}://{host}{port}/••••••", url.scheme());
+    }
+    hubmon_state::mask_secret(text)
+}
+
 /// A config (secrets in the clear) as the API shows it: every secret masked.
 pub fn masked(kind: ChannelKind, config: &Value) -> Value {
     let mut shown = config.clone();
     let _ = for_each_secret(kind, &mut shown, |text| {
-        *text = hubmon_state::mask_secret(text);
+        *text = mask(text);
         Ok(())
     });
     shown
@@ -510,13 +523,13 @@ pub fn keep_secrets(kind: ChannelKind, incoming: &mut Value, current: &Value) {
             (None, _) => {
                 incoming.insert((*field).to_string(), existing.clone());
             }
-            (Some(Value::String(text)), Value::String(old)) if *text == hubmon_state::mask_secret(old) => {
+            (Some(Value::String(text)), Value::String(old)) if *text == mask(old) => {
                 *text = old.clone();
             }
             (Some(Value::Object(map)), Value::Object(old)) => {
                 for (name, value) in map.iter_mut() {
                     if let (Value::String(text), Some(Value::String(old))) = (&*value, old.get(name))
-                        && *text == hubmon_state::mask_secret(old)
+                        && *text == mask(old)
                     {
                         *value = Value::String(old.clone());
                     }
@@ -598,6 +611,8 @@ mod tests {
         assert_eq!(opened, config);
         let shown = masked(ChannelKind::Dingtalk, &opened);
         assert!(!shown.to_string().contains("abcdef123456"));
+        assert_eq!(shown["webhook_url"], "https://oapi.example/••••••");
+        assert_eq!(shown["secret"], "SECx••••••");
 
         let mut update = json!({"webhook_url": shown["webhook_url"], "at_all": false});
         keep_secrets(ChannelKind::Dingtalk, &mut update, &opened);

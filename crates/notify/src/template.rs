@@ -183,11 +183,8 @@ fn environment(escape_html: bool) -> Environment<'static> {
 }
 
 fn describe(error: &minijinja::Error) -> String {
-    let mut text = error.to_string();
-    if let Some(line) = error.line() {
-        text = format!("{text} (line {line})");
-    }
-    text
+    // minijinja's text names the line already ("… (in <string>:1)"); say which template instead.
+    error.to_string().replace("(in <string>:", "(line ")
 }
 
 fn one_line(text: &str) -> String {
