@@ -20,6 +20,7 @@ pub mod group;
 pub mod lifecycle;
 pub mod rule;
 pub mod template;
+pub mod unittest;
 
 pub use dispatch::{Dispatcher, Inhibition, Muted, Muter, Outgoing, Policy, RuleSettings, Silence};
 pub use group::{GroupRuntime, Outcome, RuleHealth};

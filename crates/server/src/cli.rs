@@ -57,6 +57,12 @@ pub enum RulesCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Runs rule unit tests written for `promtool test rules`.
+    Test {
+        /// Test files (YAML: rule_files, evaluation_interval, tests).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -112,6 +118,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Config { command: ConfigCommand::Check { file } } => check_config(&file),
         Command::Rules { command: RulesCommand::Check { files } } => check_rules(&files),
+        Command::Rules { command: RulesCommand::Test { files } } => test_rules(&files),
         Command::Token { command: TokenCommand::Create { role, name, expires_in, server } } => {
             create_token(&server, role, &name, expires_in)
         }
@@ -147,6 +154,31 @@ fn check_rules(files: &[PathBuf]) -> anyhow::Result<()> {
     }
     if failed > 0 {
         anyhow::bail!("{failed} of {} rule files are invalid", files.len());
+    }
+    Ok(())
+}
+
+fn test_rules(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for file in files {
+        println!("Unit Testing: {}", file.display());
+        match hubmon_rules::unittest::run_file(file) {
+            Ok(report) if report.failures.is_empty() => println!("  SUCCESS ({} tests)", report.cases),
+            Ok(report) => {
+                failed += 1;
+                println!("  FAILED:");
+                for failure in &report.failures {
+                    println!("    {failure}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("  FAILED: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} rule test files failed", files.len());
     }
     Ok(())
 }

@@ -599,3 +599,72 @@ async fn rule_files_load_record_and_reload_on_change() {
     wait_for_alert(&server, &viewer, "RoomHot", "firing", Duration::from_secs(30)).await;
     server.stop().await;
 }
+
+/// `hubmon rules test` gives the same verdicts as the real `promtool test rules` on the same
+/// files: passing tests, a wrong expectation, `for` timing, templates, recording rules that
+/// feed alerts, PromQL expectations.
+#[test]
+fn rules_test_agrees_with_promtool() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n- name: node\n  rules:\n  - record: job:up:sum\n    expr: sum by (job) (up)\n  \
+         - alert: InstanceDown\n    expr: up == 0\n    for: 5m\n    labels: {severity: critical}\n    \
+         annotations: {summary: '{{ $labels.instance }} of {{ $labels.job }} down'}\n  \
+         - alert: JobDown\n    expr: job:up:sum == 0\n    for: 2m\n    labels: {severity: error}\n",
+    )
+    .unwrap();
+    let header = "rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n- interval: 1m\n  input_series:\n  \
+                  - series: 'up{job=\"api\", instance=\"a\"}'\n    values: '1 1 0x10'\n  \
+                  - series: 'up{job=\"api\", instance=\"b\"}'\n    values: '1+0x3 0x10'\n";
+    let cases = [
+        (
+            "fires.yml",
+            "  alert_rule_test:\n  - eval_time: 7m\n    alertname: InstanceDown\n    exp_alerts:\n    - exp_labels: {severity: critical, job: api, instance: a}\n      exp_annotations: {summary: a of api down}\n",
+            true,
+        ),
+        (
+            "not-yet.yml",
+            "  alert_rule_test:\n  - eval_time: 6m\n    alertname: InstanceDown\n    exp_alerts: []\n",
+            true,
+        ),
+        (
+            "too-early.yml",
+            "  alert_rule_test:\n  - eval_time: 6m\n    alertname: InstanceDown\n    exp_alerts:\n    - exp_labels: {severity: critical, job: api, instance: a}\n      exp_annotations: {summary: a of api down}\n",
+            false,
+        ),
+        (
+            "wrong-label.yml",
+            "  alert_rule_test:\n  - eval_time: 8m\n    alertname: InstanceDown\n    exp_alerts:\n    - exp_labels: {severity: page, job: api, instance: a}\n      exp_annotations: {summary: a of api down}\n",
+            false,
+        ),
+        (
+            "recorded.yml",
+            "  alert_rule_test:\n  - eval_time: 7m\n    alertname: JobDown\n    exp_alerts:\n    - exp_labels: {severity: error, job: api}\n  promql_expr_test:\n  - expr: job:up:sum\n    eval_time: 1m\n    exp_samples:\n    - labels: 'job:up:sum{job=\"api\"}'\n      value: 2\n",
+            true,
+        ),
+        (
+            "bad-expr-result.yml",
+            "  promql_expr_test:\n  - expr: sum(up)\n    eval_time: 0m\n    exp_samples:\n    - labels: '{}'\n      value: 3\n",
+            false,
+        ),
+    ];
+    for (name, tests, pass) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{header}{tests}")).unwrap();
+        let ours = Command::new(HUBMON).args(["rules", "test"]).arg(&path).output().unwrap();
+        let theirs = Command::new("promtool")
+            .args(["test", "rules"])
+            .arg(&path)
+            .current_dir(dir.path())
+            .output()
+            .expect("promtool is missing: `source .ci/services.sh` (apt-get install prometheus)");
+        assert_eq!(theirs.status.success(), pass, "promtool on {name}: {}", String::from_utf8_lossy(&theirs.stdout));
+        assert_eq!(
+            ours.status.success(),
+            pass,
+            "hubmon rules test on {name} disagrees with promtool: {}",
+            String::from_utf8_lossy(&ours.stdout)
+        );
+    }
+}
