@@ -475,6 +475,32 @@ describe("dashboard", () => {
     await phone.close();
   });
 
+  it("falls back to polling with a reconnecting hint when the stream is unavailable", async () => {
+    const blocked = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    await blocked.addCookies(await context.cookies());
+    const p = await blocked.newPage();
+    await p.route("**/api/v1/monitoring/stream", (route) => route.abort());
+    await p.goto(hubmon.base + "/");
+    await p.getByTestId("live-status").filter({ hasText: "Reconnecting" }).waitFor();
+    // The summary still arrives, by polling.
+    await p.getByTestId("card-cpu").locator(".stat-value").filter({ hasText: "%" }).waitFor();
+    await blocked.close();
+  });
+
+  it("is keyboard navigable: a skip link first, then the sidebar, with a visible focus", async () => {
+    await page.goto(hubmon.base + "/");
+    await page.getByTestId("page-overview").waitFor();
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Skip to content");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Overview");
+    const outline = await page.evaluate(() => {
+      const element = document.activeElement;
+      return element ? getComputedStyle(element).outlineStyle : "";
+    });
+    expect(outline).toBe("solid");
+  });
+
   it("deep links load the page directly and unknown pages say so", async () => {
     await page.goto(hubmon.base + "/system?range=6h");
     await page.getByTestId("page-system").waitFor();

@@ -261,6 +261,24 @@ export const en = {
   al_preview_empty: "Fill in the condition to see what it matches now.",
   al_would_fire: "{n} series would fire now.",
   al_rule_saved: "Rule saved; {n} series match it now.",
+  state_firing: "firing",
+  state_pending: "pending",
+  state_resolved: "resolved",
+  state_inactive: "inactive",
+  state_active: "active",
+  state_expired: "expired",
+  state_revoked: "revoked",
+  state_delivered: "delivered",
+  state_failed: "failed",
+  state_sending: "sending",
+  state_disabled: "disabled",
+  state_retry: "retry",
+  state_ok: "ok",
+  state_err: "error",
+  state_unknown: "unknown",
+  state_success: "success",
+  state_denied: "denied",
+  state_rejected: "rejected",
   set_users: "Users",
   set_tokens: "API tokens",
   set_audit: "Audit log",
@@ -274,6 +292,7 @@ export const en = {
   set_last_login: "Last login",
   set_never: "never",
   set_new_token: "New token",
+  set_no_tokens: "No API tokens yet.",
   set_token_name: "Token name",
   set_expires_in: "Expires in (e.g. 30d; empty: never)",
   set_token_created: "Token created. Copy it now: it will not be shown again.",
@@ -564,6 +583,24 @@ export const zh: Record<Key, string> = {
   al_preview_empty: "填写条件即可查看它现在匹配的内容。",
   al_would_fire: "现在会有 {n} 个序列触发。",
   al_rule_saved: "规则已保存；现在有 {n} 个序列匹配。",
+  state_firing: "触发中",
+  state_pending: "待定",
+  state_resolved: "已恢复",
+  state_inactive: "未触发",
+  state_active: "生效中",
+  state_expired: "已过期",
+  state_revoked: "已吊销",
+  state_delivered: "已送达",
+  state_failed: "失败",
+  state_sending: "发送中",
+  state_disabled: "已停用",
+  state_retry: "重试",
+  state_ok: "正常",
+  state_err: "错误",
+  state_unknown: "未知",
+  state_success: "成功",
+  state_denied: "拒绝",
+  state_rejected: "驳回",
   set_users: "用户",
   set_tokens: "API 令牌",
   set_audit: "审计日志",
@@ -577,6 +614,7 @@ export const zh: Record<Key, string> = {
   set_last_login: "最近登录",
   set_never: "从未",
   set_new_token: "新建令牌",
+  set_no_tokens: "还没有 API 令牌。",
   set_token_name: "令牌名称",
   set_expires_in: "有效期（如 30d；留空表示永不过期）",
   set_token_created: "令牌已创建。请立即复制：它不会再次显示。",
@@ -640,6 +678,8 @@ export interface I18n {
   lang: Lang;
   locale: string;
   t: (key: Key, vars?: Record<string, string | number>) => string;
+  /** A state word the API sends (`firing`, `delivered`, …) in the current language. */
+  ts: (state: string) => string;
 }
 
 export function useI18n(): I18n {
@@ -651,5 +691,9 @@ export function useI18n(): I18n {
     () => current,
     () => current,
   );
-  return { lang, locale: lang === "zh" ? "zh-CN" : "en", t: (key, vars) => translate(lang, key, vars) };
+  const ts = (state: string) => {
+    const key = ("state_" + state) as Key;
+    return key in en ? translate(lang, key) : state;
+  };
+  return { lang, locale: lang === "zh" ? "zh-CN" : "en", t: (key, vars) => translate(lang, key, vars), ts };
 }

@@ -113,7 +113,7 @@ function AlertTable({
   onChanged: () => void;
   onSilence?: (alert: Alert) => void;
 }) {
-  const { t, locale } = useI18n();
+  const { t, ts, locale } = useI18n();
   const { me } = useSession();
   const [error, setError] = useState<string>();
   const ack = async (alert: Alert) => {
@@ -157,7 +157,7 @@ function AlertTable({
                     {a.annotations.summary ? <div className="muted small">{a.annotations.summary}</div> : null}
                   </td>
                   <td>
-                    <Badge tone={stateTone(a.state)}>{a.state}</Badge>{" "}
+                    <Badge tone={stateTone(a.state)}>{ts(a.state)}</Badge>{" "}
                     {a.acknowledged_by ? <Badge tone="info">{t("al_acked_by", { name: a.acknowledged_by })}</Badge> : null}{" "}
                     {a.muted ? <Badge tone="muted">{a.muted.by === "silence" ? t("al_silenced") : t("al_inhibited")}</Badge> : null}
                   </td>
@@ -251,7 +251,7 @@ function SilenceForm({ initial, onDone, onCancel }: { initial: SilenceMatcher[];
 }
 
 function Silences() {
-  const { t, locale } = useI18n();
+  const { t, ts, locale } = useI18n();
   const { me } = useSession();
   const silences = useLoad((signal) => api.get<Silence[]>("/api/v1/silences", signal), []);
   const [creating, setCreating] = useState(false);
@@ -303,7 +303,7 @@ function Silences() {
                   <tr key={s.id}>
                     <td className="mono">{s.matchers.map((m) => `${m.name}${m.op}"${m.value}"`).join(", ")}</td>
                     <td>
-                      <Badge tone={s.state === "active" ? "info" : "muted"}>{s.state}</Badge>
+                      <Badge tone={s.state === "active" ? "info" : "muted"}>{ts(s.state)}</Badge>
                     </td>
                     <td className="nowrap">{formatTime(s.ends_at, locale)}</td>
                     <td>{s.created_by}</td>
@@ -329,7 +329,7 @@ function Silences() {
 }
 
 function Rules({ active }: { active: Alert[] }) {
-  const { t } = useI18n();
+  const { t, ts } = useI18n();
   const { me } = useSession();
   const { params } = useLocation();
   const rules = useLoad((signal) => api.get<Rule[]>("/api/v1/alerts/rules", signal), []);
@@ -399,10 +399,10 @@ function Rules({ active }: { active: Alert[] }) {
                         <Badge tone={severityTone(r.severity ?? "warning")}>{r.severity ?? r.labels?.severity ?? "warning"}</Badge>
                       </td>
                       <td>
-                        <Badge tone={stateTone(state)}>{state}</Badge>
+                        <Badge tone={stateTone(state)}>{ts(state)}</Badge>
                       </td>
                       <td>
-                        <Badge tone={r.health.health === "ok" ? "ok" : r.health.health === "err" ? "bad" : "muted"}>{r.health.health}</Badge>
+                        <Badge tone={r.health.health === "ok" ? "ok" : r.health.health === "err" ? "bad" : "muted"}>{ts(r.health.health)}</Badge>
                         {r.health.last_error ? <div className="small text-bad">{r.health.last_error}</div> : null}
                       </td>
                       {canEdit(me.role) ? (

@@ -196,7 +196,7 @@ function LogStatsPanels({ query, levels, from, to }: { query: string; levels: st
                 {data.top_messages.map((m) => (
                   <tr key={m.template}>
                     <td>
-                      <Badge tone={LEVEL_TONE[m.level]}>{m.level}</Badge>
+                      <Badge tone={LEVEL_TONE[m.level]}>{t(("level_" + m.level) as "level_error")}</Badge>
                     </td>
                     <td className="mono">{m.template}</td>
                     <td className="num">{formatNumber(m.count)}</td>
@@ -366,7 +366,7 @@ function LogLine({ hit, open, onToggle, onFilter }: { hit: LogHit; open: boolean
         <time className="log-time mono" dateTime={hit.timestamp}>
           {formatTime(hit.timestamp, locale)}
         </time>
-        <span className={"log-level level-" + hit.level}>{hit.level}</span>
+        <span className={"log-level level-" + hit.level}>{t(("level_" + hit.level) as "level_error")}</span>
         {hit.service ? <span className="log-service">{hit.service}</span> : null}
         <span className="log-message mono">
           {highlight(hit.message, hit.highlights).map((s, i) => (s.hit ? <mark key={i}>{s.text}</mark> : <span key={i}>{s.text}</span>))}

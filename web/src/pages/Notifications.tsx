@@ -226,7 +226,7 @@ function HistoryRow({
   onRetry?: () => void;
   locale: string;
 }) {
-  const { t } = useI18n();
+  const { t, ts } = useI18n();
   return (
     <>
       <tr>
@@ -236,7 +236,7 @@ function HistoryRow({
           <Badge tone={severityTone(row.severity)}>{row.kind}</Badge> {row.title}
         </td>
         <td>
-          <Badge tone={STATUS_TONE[row.status]}>{row.status}</Badge>
+          <Badge tone={STATUS_TONE[row.status]}>{ts(row.status)}</Badge>
         </td>
         <td className="num">
           {row.attempts}/{row.max_attempts}
@@ -264,7 +264,7 @@ function HistoryRow({
 }
 
 function AttemptLog({ id }: { id: number }) {
-  const { t, locale } = useI18n();
+  const { t, ts, locale } = useI18n();
   const detail = useLoad((signal) => api.get<{ attempt_log: Attempt[]; last_error: string | null }>(`/api/v1/notifications/${id}`, signal), [id]);
   if (detail.error) return <ErrorBox message={detail.error} />;
   if (!detail.data) return <Loading />;
@@ -274,7 +274,7 @@ function AttemptLog({ id }: { id: number }) {
       {detail.data.attempt_log.map((a) => (
         <li key={a.attempt}>
           <Badge tone={a.outcome === "delivered" ? "ok" : a.outcome === "retry" ? "warn" : "bad"}>
-            #{a.attempt} {a.outcome}
+            #{a.attempt} {ts(a.outcome)}
           </Badge>
           <span className="muted small">
             {formatTime(a.started_at, locale)} · {a.duration_ms} ms{a.status_code ? ` · ${a.status_code}` : ""}

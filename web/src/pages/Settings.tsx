@@ -45,7 +45,7 @@ export function SettingsPage() {
 }
 
 function Users() {
-  const { t, locale } = useI18n();
+  const { t, ts, locale } = useI18n();
   const { me } = useSession();
   const users = useLoad((signal) => api.get<User[]>("/api/v1/users", signal), []);
   const [error, setError] = useState<string>();
@@ -146,7 +146,7 @@ function Users() {
                         ))}
                       </select>
                     </td>
-                    <td>{user.disabled ? <Badge tone="muted">{t("set_disabled")}</Badge> : <Badge tone="ok">OK</Badge>}</td>
+                    <td>{user.disabled ? <Badge tone="muted">{t("set_disabled")}</Badge> : <Badge tone="ok">{ts("active")}</Badge>}</td>
                     <td title={formatTime(user.last_login_at, locale)}>
                       {user.last_login_at ? formatAgo(user.last_login_at, locale) : t("set_never")}
                     </td>
@@ -174,7 +174,7 @@ function Users() {
 }
 
 function Tokens() {
-  const { t, locale } = useI18n();
+  const { t, ts, locale } = useI18n();
   const tokens = useLoad((signal) => api.get<Token[]>("/api/v1/tokens", signal), []);
   const [error, setError] = useState<string>();
   const [created, setCreated] = useState<CreatedToken>();
@@ -256,7 +256,7 @@ function Tokens() {
         ) : !tokens.data ? (
           <Loading />
         ) : tokens.data.length === 0 ? (
-          <Empty title={t("set_tokens")} hint="—" />
+          <Empty title={t("set_no_tokens")} />
         ) : (
           <div className="table-wrap">
             <table className="table" data-testid="tokens-table">
@@ -279,7 +279,7 @@ function Tokens() {
                     <td className="mono">{token.prefix}…</td>
                     <td>{token.role}</td>
                     <td>
-                      <Badge tone={token.status === "active" ? "ok" : "muted"}>{token.status}</Badge>
+                      <Badge tone={token.status === "active" ? "ok" : "muted"}>{ts(token.status)}</Badge>
                     </td>
                     <td>{token.created_by}</td>
                     <td>{token.last_used_at ? formatAgo(token.last_used_at, locale) : t("set_never")}</td>
@@ -303,7 +303,7 @@ function Tokens() {
 }
 
 function Audit() {
-  const { t, locale } = useI18n();
+  const { t, ts, locale } = useI18n();
   const [actor, setActor] = useState("");
   const [action, setAction] = useState("");
   const [older, setOlder] = useState<AuditPage["entries"]>([]);
@@ -368,7 +368,7 @@ function Audit() {
                     <td className="mono">{entry.target ?? "—"}</td>
                     <td>
                       <Badge tone={entry.outcome === "success" ? "ok" : entry.outcome === "failed" ? "bad" : "warn"}>
-                        {entry.outcome} {entry.status}
+                        {ts(entry.outcome)} {entry.status}
                       </Badge>
                     </td>
                     <td className="mono">{entry.client_addr}</td>
