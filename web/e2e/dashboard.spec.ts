@@ -467,6 +467,7 @@ describe("dashboard", () => {
       const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow, `${target.path} scrolls sideways by ${overflow}px`).toBeLessThanOrEqual(1);
       await screenshot(p, `phone-${target.name}`);
+      await screenshot(p, `phone-${target.name}-screen`, false);
     }
     await p.getByRole("button", { name: "Open navigation" }).click();
     await nav(p).getByRole("link", { name: "System" }).click();
