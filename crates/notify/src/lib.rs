@@ -9,6 +9,7 @@
 //! - [`channel`]: one file per kind, each turning a rendered message into that product's API
 //!   call and classifying failures as retryable or permanent.
 //! - [`outbox`]: the dispatcher that claims due outbox rows, sends, backs off and records.
+//! - `metrics`: the notifier's own series (`hubmon_notifications_*`), written to the metrics store.
 //! - [`Notifier`]: the public face: producers call [`Notifier::enqueue`]; the API calls the rest.
 //!
 //! # Invariants
@@ -24,6 +25,7 @@
 pub mod channel;
 mod error;
 pub mod message;
+mod metrics;
 mod notifier;
 pub mod outbox;
 mod ratelimit;

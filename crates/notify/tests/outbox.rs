@@ -364,3 +364,31 @@ async fn two_dispatchers_on_one_postgres_deliver_a_thousand_notifications_exactl
     assert_eq!(by_a + by_b, 1000);
     println!("1000 notifications in {elapsed:?}: {by_a} by one dispatcher, {by_b} by the other");
 }
+
+#[tokio::test]
+async fn the_notifier_reports_its_attempts_and_outbox_as_series() {
+    let store = TestStore::sqlite().await;
+    let notifier = notifier(store.store.clone(), fast_config());
+    let receiver = Receiver::start("ok").await;
+    receiver.script([Reply::status(503)]);
+    let channel = webhook_channel(&notifier, "c", &receiver.url("/"), json!({})).await;
+    let id = notifier.enqueue(&[channel], &alert_message("A", "info"), "k").await.unwrap()[0].notification_id;
+    let other = notifier.enqueue(&[channel], &alert_message("B", "info"), "later").await.unwrap()[0].notification_id;
+    let running = run(&notifier);
+    wait_status(&notifier, id, DeliveryStatus::Delivered).await;
+    wait_status(&notifier, other, DeliveryStatus::Delivered).await;
+    running.stop().await;
+    let series = notifier.metric_series(1_000).await;
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        series
+            .iter()
+            .find(|s| s.labels.metric_name() == Some(name) && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| s.samples[0].value)
+    };
+    assert_eq!(value("hubmon_notifications_attempts_total", Some(("outcome", "retry"))), Some(1.0));
+    assert_eq!(value("hubmon_notifications_attempts_total", Some(("outcome", "delivered"))), Some(2.0));
+    assert_eq!(value("hubmon_notifications_attempts_total", Some(("outcome", "failed"))), Some(0.0));
+    assert_eq!(value("hubmon_notifications_outbox", Some(("status", "delivered"))), Some(2.0));
+    assert_eq!(value("hubmon_notifications_outbox", Some(("status", "pending"))), Some(0.0));
+    assert_eq!(value("hubmon_notifications_rate_limited_total", None), Some(0.0));
+}

@@ -186,6 +186,11 @@ async fn serve(
     if state.config.notify.enabled {
         tasks.spawn(state.notifier.clone().run(shutdown.clone()));
     }
+    tasks.spawn(state.notifier.clone().record_metrics(
+        state.metrics.clone(),
+        state.config.http.record_interval.as_duration(),
+        shutdown.clone(),
+    ));
     tasks.spawn(state.alerting.clone().run(shutdown.clone()));
     if state.config.host.enabled {
         tasks.spawn(collect_host(state.clone(), shutdown.clone()));

@@ -413,3 +413,40 @@ async fn kill_9_with_sends_in_flight_loses_nothing_and_repeats_only_those() {
         assert_eq!(row["attempts"], 1, "the attempt cut off by the kill was never recorded: {row}");
     }
 }
+
+#[tokio::test]
+async fn notification_metrics_are_series_in_the_metrics_store() {
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        config.http.record_interval = hubmon_model::PromDuration::from_secs(1);
+    })
+    .await;
+    let admin = server.admin_token().await;
+    let receiver = Receiver::start("ok").await;
+    let (_, created) = call(&server, &admin, Method::POST, "/api/v1/channels", Some(webhook("ops", &receiver))).await;
+    let id = created["id"].as_i64().unwrap();
+    let (_, report) =
+        call(&server, &admin, Method::POST, &format!("/api/v1/channels/{id}/test"), Some(json!({}))).await;
+    assert_eq!(report["delivered"], true);
+    wait_for("hubmon_notifications_* series", || async {
+        let (_, answer) = call(
+            &server,
+            &admin,
+            Method::GET,
+            "/api/v1/query?query=hubmon_notifications_attempts_total%7Boutcome%3D%22delivered%22%7D",
+            None,
+        )
+        .await;
+        answer["data"]["result"][0]["value"][1] == "1"
+    })
+    .await;
+    let (_, answer) = call(
+        &server,
+        &admin,
+        Method::GET,
+        "/api/v1/query?query=hubmon_notifications_outbox%7Bstatus%3D%22delivered%22%7D",
+        None,
+    )
+    .await;
+    assert_eq!(answer["data"]["result"][0]["value"][1], "1", "{answer}");
+    server.stop().await;
+}
