@@ -6,7 +6,7 @@
 //! drops the listed labels and `__name__`. `topk`/`bottomk` return the original series,
 //! metric name included.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use hubmon_model::{Labels, METRIC_NAME, is_valid_label_name};
 use promql_parser::parser::{AggregateExpr, LabelModifier};

@@ -6,7 +6,7 @@
 //! with `bool`; filtering comparisons and set operators keep it. `atan2` keeps it, as in
 //! Prometheus 2.42 (its `shouldDropMetricName` does not list it).
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use hubmon_model::{Labels, METRIC_NAME};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};

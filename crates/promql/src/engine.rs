@@ -124,28 +124,44 @@ impl Engine {
         }
         let mut ev = Evaluator::new(self, start_ms, end_ms);
         let steps = Steps { start: start_ms, end: end_ms, step: step_ms };
-        let mut out: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        let mut out: Vec<Series> = Vec::new();
         match ev.eval(&expr, steps)? {
             Val::Scalar(values) => {
                 ev.count_samples(values.len())?;
-                out.insert(
-                    Labels::default(),
-                    values.iter().enumerate().map(|(i, v)| Sample::new(steps.time(i), *v)).collect(),
-                );
+                let samples = values.iter().enumerate().map(|(i, v)| Sample::new(steps.time(i), *v)).collect();
+                out.push(Series { labels: Labels::default(), samples });
             }
             Val::Vector(per_step) => {
+                // Series are found by label set with a fast hash; a series usually sits at the
+                // same position step after step, so that position is tried first.
+                let mut index: foldhash::HashMap<Labels, usize> = foldhash::HashMap::default();
+                let mut last_position: Vec<usize> = Vec::new();
                 for (i, vector) in per_step.into_iter().enumerate() {
                     ev.count_samples(vector.len())?;
-                    for (labels, value) in vector {
-                        out.entry(labels).or_default().push(Sample::new(steps.time(i), value));
+                    for (position, (labels, value)) in vector.into_iter().enumerate() {
+                        let hinted = last_position.get(position).copied().filter(|&at| out[at].labels == labels);
+                        let at = match hinted {
+                            Some(at) => at,
+                            None => *index.entry(labels.clone()).or_insert_with(|| {
+                                out.push(Series { labels, samples: Vec::new() });
+                                out.len() - 1
+                            }),
+                        };
+                        if position < last_position.len() {
+                            last_position[position] = at;
+                        } else {
+                            last_position.push(at);
+                        }
+                        out[at].samples.push(Sample::new(steps.time(i), value));
                     }
                 }
+                out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
             }
             Val::Matrix(_) | Val::String(_) => {
                 return Err(Error::BadData("range queries must evaluate to a scalar or an instant vector".into()));
             }
         }
-        Ok(out.into_iter().map(|(labels, samples)| Series { labels, samples }).collect())
+        Ok(out)
     }
 }
 
@@ -397,7 +413,7 @@ pub(crate) fn check_unique(vector: &Vector) -> Result<(), Error> {
     if vector.len() < 2 {
         return Ok(());
     }
-    let mut seen = std::collections::HashSet::with_capacity(vector.len());
+    let mut seen = <foldhash::HashSet<&Labels> as foldhash::HashSetExt>::with_capacity(vector.len());
     for (labels, _) in vector {
         if !seen.insert(labels) {
             return Err(Error::Execution("vector cannot contain metrics with the same labelset".into()));

@@ -5,7 +5,7 @@
 //! `label_join` (and `vector`/`absent*`, whose labels are built afresh). `clamp*`,
 //! `timestamp` and the date functions drop it, as in Prometheus 2.42.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use chrono::{DateTime, Datelike, Timelike};
 use hubmon_model::{Labels, METRIC_NAME, MatchOp, Sample, is_valid_label_name};
