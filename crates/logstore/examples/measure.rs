@@ -8,6 +8,8 @@
 //!
 //! It also writes the same lines as NDJSON to `<dir>/raw.ndjson` for the `grep -c` floor.
 
+#![allow(clippy::unwrap_used)] // a measurement tool: a failure should stop it loudly
+
 use std::io::Write;
 use std::time::Instant;
 
@@ -44,7 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(args.get(2).cloned().unwrap_or_else(|| "/tmp/hubmon-logstore-measure".into()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let store = LogStore::open(&dir.join("store"), Options { retention: std::time::Duration::from_secs(10 * 365 * 86_400), ..Options::default() })?;
+    let store = LogStore::open(
+        &dir.join("store"),
+        Options { retention: std::time::Duration::from_secs(10 * 365 * 86_400), ..Options::default() },
+    )?;
     let mut raw = std::io::BufWriter::new(std::fs::File::create(dir.join("raw.ndjson"))?);
 
     let services = ["checkout", "search", "auth", "billing", "inventory"];
@@ -99,7 +104,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     raw.flush()?;
     let elapsed = started.elapsed().as_secs_f64();
     let stats = store.store_stats();
-    println!("lines: {count}, raw NDJSON: {:.1} MB ({:.0} B/line)", raw_bytes as f64 / 1e6, raw_bytes as f64 / count as f64);
+    println!(
+        "lines: {count}, raw NDJSON: {:.1} MB ({:.0} B/line)",
+        raw_bytes as f64 / 1e6,
+        raw_bytes as f64 / count as f64
+    );
     println!(
         "append + flush: {:.1} s, {:.0} lines/s, {:.1} MB/s of NDJSON",
         elapsed,
@@ -115,7 +124,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let end = start + 3_600_000 * 6 + 1;
     let search = |query: &str, from: i64, to: i64| {
-        store.search(&SearchRequest { query: Expr::parse(query).unwrap_or(Expr::All), from, to, limit: 100, cursor: None })
+        store.search(&SearchRequest {
+            query: Expr::parse(query).unwrap_or(Expr::All),
+            from,
+            to,
+            limit: 100,
+            cursor: None,
+        })
     };
     let one_hour = (end - 3_600_000, end);
     let (p50, p95) = time(20, |_| search("level:error category:database", one_hour.0, one_hour.1));
@@ -127,7 +142,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut total = 0;
         let mut cursor = None;
         loop {
-            let page = store.search(&SearchRequest { query: Expr::parse(query).unwrap_or(Expr::All), from: start, to: end, limit: 1000, cursor }).unwrap();
+            let page = store
+                .search(&SearchRequest {
+                    query: Expr::parse(query).unwrap_or(Expr::All),
+                    from: start,
+                    to: end,
+                    limit: 1000,
+                    cursor,
+                })
+                .unwrap();
             total += page.hits.len();
             match page.next_cursor.as_deref().and_then(hubmon_logstore::Cursor::parse) {
                 Some(next) => cursor = Some(next),
@@ -137,18 +160,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (p50, p95) = time(5, |_| count_all("\"upstream reset\""));
     println!("all lines of that phrase (paged): p50 {p50:.2} ms, p95 {p95:.2} ms");
-    let sample_ids: Vec<String> = (0..20).map(|i| {
-        let row = store.search(&SearchRequest { query: Expr::All, from: start + i * 1_000_000, to: end, limit: 1, cursor: None }).unwrap();
-        row.hits[0].entry.request_id.clone().unwrap_or_default()
-    }).collect();
+    let sample_ids: Vec<String> = (0..20)
+        .map(|i| {
+            let row = store
+                .search(&SearchRequest {
+                    query: Expr::All,
+                    from: start + i * 1_000_000,
+                    to: end,
+                    limit: 1,
+                    cursor: None,
+                })
+                .unwrap();
+            row.hits[0].entry.request_id.clone().unwrap_or_default()
+        })
+        .collect();
     let (p50, p95) = time(20, |i| search(&format!("request_id:{}", sample_ids[i]), start, end));
     println!("request_id lookup: p50 {p50:.2} ms, p95 {p95:.2} ms");
-    let (p50, p95) = time(5, |_| {
-        store.stats(&StatsRequest { query: Expr::All, from: start, to: end, step: 60_000, top: 10 })
-    });
+    let (p50, p95) =
+        time(5, |_| store.stats(&StatsRequest { query: Expr::All, from: start, to: end, step: 60_000, top: 10 }));
     println!("counts by level per minute over everything: p50 {p50:.2} ms, p95 {p95:.2} ms");
     let (p50, p95) = time(5, |_| {
-        store.stats(&StatsRequest { query: Expr::parse("status:>=500").unwrap_or(Expr::All), from: start, to: end, step: 60_000, top: 10 })
+        store.stats(&StatsRequest {
+            query: Expr::parse("status:>=500").unwrap_or(Expr::All),
+            from: start,
+            to: end,
+            step: 60_000,
+            top: 10,
+        })
     });
     println!("stats of a scanned filter (status:>=500) over everything: p50 {p50:.2} ms, p95 {p95:.2} ms");
     drop(store);

@@ -187,9 +187,7 @@ impl LogQuery {
             .matchers
             .iter()
             .filter(|m| m.op == MatchOp::Eq && !m.value.is_empty())
-            .map(|m| {
-                Expr::Is(Predicate::FieldIs { field: m.name.clone(), values: vec![text::lower(&m.value)] })
-            })
+            .map(|m| Expr::Is(Predicate::FieldIs { field: m.name.clone(), values: vec![text::lower(&m.value)] }))
             .collect();
         match parts.len() {
             0 => Expr::All,
@@ -206,10 +204,8 @@ impl LogQuery {
                 return None;
             }
         }
-        let mut labels: Labels = STREAM_LABELS
-            .iter()
-            .filter_map(|name| entry.field_text(name).map(|v| (name.to_string(), v)))
-            .collect();
+        let mut labels: Labels =
+            STREAM_LABELS.iter().filter_map(|name| entry.field_text(name).map(|v| (name.to_string(), v))).collect();
         let mut line = entry.message.clone();
         for stage in &self.stages {
             match stage {
@@ -386,7 +382,8 @@ pub fn select_logs(store: &LogStore, query: &LogQuery, range: Range) -> Result<V
             }
         }
     } else {
-        let lines = store.scan(&prefilter, range.start, range.end.saturating_add(1), MAX_SCANNED_LINES).map_err(store_error)?;
+        let lines =
+            store.scan(&prefilter, range.start, range.end.saturating_add(1), MAX_SCANNED_LINES).map_err(store_error)?;
         for stored in lines {
             if let Some((labels, line)) = query.process(&stored.entry) {
                 picked.push((stored.entry.timestamp.as_millis(), stored.id, labels, line));
@@ -693,13 +690,7 @@ impl Parser {
         loop {
             let name = self.ident()?;
             self.skip_space();
-            let numeric = [
-                (">=", CmpOp::Ge),
-                ("<=", CmpOp::Le),
-                ("==", CmpOp::Eq),
-                (">", CmpOp::Gt),
-                ("<", CmpOp::Lt),
-            ];
+            let numeric = [(">=", CmpOp::Ge), ("<=", CmpOp::Le), ("==", CmpOp::Eq), (">", CmpOp::Gt), ("<", CmpOp::Lt)];
             let mut condition = None;
             for (token, op) in numeric {
                 if self.eat(token) {
@@ -769,10 +760,10 @@ impl Parser {
                 self.at += 1;
             }
             let text: String = self.chars[start..self.at].iter().collect();
-            let range: PromDuration = text.trim().parse().map_err(|e| LogqlError::Parse {
-                position: start,
-                message: format!("range: {e}"),
-            })?;
+            let range: PromDuration = text
+                .trim()
+                .parse()
+                .map_err(|e| LogqlError::Parse { position: start, message: format!("range: {e}") })?;
             self.expect("]")?;
             self.expect(")")?;
             let range_ms = range.as_duration().as_millis() as i64;
@@ -842,7 +833,11 @@ mod tests {
         let mut batch = Vec::new();
         for i in 0..60i64 {
             let level = if i % 3 == 0 { Level::Error } else { Level::Info };
-            let mut entry = LogEntry::new(Timestamp(i * 10_000), level, format!("GET /items status={} took {}ms", 200 + (i % 2) * 300, i));
+            let mut entry = LogEntry::new(
+                Timestamp(i * 10_000),
+                level,
+                format!("GET /items status={} took {}ms", 200 + (i % 2) * 300, i),
+            );
             entry.service = Some(if i % 2 == 0 { "api".into() } else { "web".into() });
             entry.fields.insert("status".into(), serde_json::json!(200 + (i % 2) * 300));
             entry.fields.insert("http".into(), serde_json::json!({"method": "GET"}));
@@ -906,7 +901,9 @@ mod tests {
 
     #[test]
     fn bad_queries_say_where_and_regexes_are_bounded() {
-        for query in [r#"{service="api""#, "nonsense(1)", r#"{a="b"} | pattern "<x>""#, r#"count_over_time({a="b"}[zz])"#] {
+        for query in
+            [r#"{service="api""#, "nonsense(1)", r#"{a="b"} | pattern "<x>""#, r#"count_over_time({a="b"}[zz])"#]
+        {
             assert!(matches!(LogqlQuery::parse(query), Err(LogqlError::Parse { .. })), "{query}");
         }
         let huge = format!(r#"{{a=~"{}"}}"#, "(a{1,1000}){1,1000}");

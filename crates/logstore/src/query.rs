@@ -54,10 +54,17 @@ pub enum Predicate {
     /// A word or phrase in the message, lower-cased.
     Text(String),
     /// The field's text equals one of the values (any case).
-    FieldIs { field: String, values: Vec<String> },
+    FieldIs {
+        field: String,
+        values: Vec<String>,
+    },
     FieldExists(String),
     /// The field's number (or the level's rank) compares to the value.
-    FieldCmp { field: String, op: CmpOp, value: f64 },
+    FieldCmp {
+        field: String,
+        op: CmpOp,
+        value: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

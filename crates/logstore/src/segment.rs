@@ -71,12 +71,7 @@ struct Block {
 impl Segment {
     /// Writes `entries` (already sorted by timestamp, id) as a new segment file; the file
     /// appears under its final name only once complete and synced.
-    pub fn write(
-        dir: &Path,
-        partition: i64,
-        origin: Origin,
-        entries: &[Arc<StoredEntry>],
-    ) -> Result<PathBuf, Error> {
+    pub fn write(dir: &Path, partition: i64, origin: Origin, entries: &[Arc<StoredEntry>]) -> Result<PathBuf, Error> {
         let name = format!("{partition:015}-{:010}-{:03}.seg", origin.wal_to, origin.part);
         let path = dir.join(&name);
         let temporary = dir.join(format!("{name}.tmp"));

@@ -225,7 +225,8 @@ fn many_keys_across_term_blocks_are_found_after_a_flush() {
     let store = LogStore::open(dir.path(), Options::default()).unwrap();
     let batch: Vec<LogEntry> = (0..2000i64)
         .map(|i| {
-            let mut e = line(1_700_000_000_000 + i * 1000, Level::Info, if i % 3 == 0 { "a timeout here" } else { "fine" });
+            let mut e =
+                line(1_700_000_000_000 + i * 1000, Level::Info, if i % 3 == 0 { "a timeout here" } else { "fine" });
             e.request_id = Some(format!("req-{i:08x}"));
             e
         })

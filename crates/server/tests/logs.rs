@@ -7,7 +7,7 @@
 //! `.ci/services.sh`), which exports `HUBMON_TEST_LOKI_PYTHON`, `HUBMON_TEST_WINSTON_DIR` and
 //! `HUBMON_TEST_RSYSLOGD`; a test that needs one fails saying how to get it.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::zombie_processes)]
 
 mod common;
 
@@ -840,7 +840,8 @@ async fn grafana_style_loki_queries() {
     .await;
     assert_eq!(status, 200, "{logs}");
     assert_eq!(logs["data"]["resultType"], "streams");
-    let total: usize = logs["data"]["result"].as_array().unwrap().iter().map(|s| s["values"].as_array().unwrap().len()).sum();
+    let total: usize =
+        logs["data"]["result"].as_array().unwrap().iter().map(|s| s["values"].as_array().unwrap().len()).sum();
     // Checkout lines are the even i; status >= 300 is i % 3 != 0: 20 of the 30.
     assert_eq!(total, 20, "{logs}");
     let first = &logs["data"]["result"][0];
@@ -873,7 +874,8 @@ async fn grafana_style_loki_queries() {
     assert_eq!(instant["data"]["result"][0]["value"][1], "0.05", "30 lines in 600 s");
 
     let (status, series) =
-        loki("/loki/api/v1/series", vec![("match[]", r#"{service="search"}"#.into()), ("start", start.to_string())]).await;
+        loki("/loki/api/v1/series", vec![("match[]", r#"{service="search"}"#.into()), ("start", start.to_string())])
+            .await;
     assert_eq!(status, 200, "{series}");
     assert_eq!(series["data"].as_array().unwrap().len(), 2, "one stream per level: {series}");
 

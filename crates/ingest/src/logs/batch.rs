@@ -6,7 +6,7 @@ use hubmon_model::Timestamp;
 use serde_json::Value;
 
 use super::structured::from_object;
-use super::{LineError, Limits, Parsed};
+use super::{Limits, LineError, Parsed};
 
 /// Why a body could not be read at all (nothing in it is stored).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::structured::{from_object, logfmt};
-use super::{LineError, Limits, Parsed};
+use super::{Limits, LineError, Parsed};
 
 #[derive(Clone, PartialEq, Message)]
 pub struct PushRequest {
@@ -277,7 +277,10 @@ mod tests {
         let parsed = decode_json(body.as_bytes(), NOW, &Limits::default()).unwrap();
         assert_eq!(parsed.entries.len(), 2);
         let plain = &parsed.entries[0];
-        assert_eq!((plain.timestamp, plain.level, plain.message.as_str()), (Timestamp(1_714_564_800_123), Level::Warning, "plain text line"));
+        assert_eq!(
+            (plain.timestamp, plain.level, plain.message.as_str()),
+            (Timestamp(1_714_564_800_123), Level::Warning, "plain text line")
+        );
         assert_eq!(plain.service.as_deref(), Some("shop"));
         assert_eq!(plain.host.as_deref(), Some("h1"));
         let structured = &parsed.entries[1];
@@ -312,6 +315,9 @@ mod tests {
         assert_eq!(entry.service.as_deref(), Some("api"));
         assert_eq!(entry.fields.get("note"), Some(&Value::from("a \"q\"")));
         assert_eq!(parsed.rejections.len(), 1);
-        assert!(matches!(decode_protobuf(b"junk", 1 << 20, NOW, &Limits::default()), Err(PushError::Snappy(_)) | Err(PushError::Protobuf(_))));
+        assert!(matches!(
+            decode_protobuf(b"junk", 1 << 20, NOW, &Limits::default()),
+            Err(PushError::Snappy(_)) | Err(PushError::Protobuf(_))
+        ));
     }
 }

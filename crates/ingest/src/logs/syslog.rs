@@ -13,8 +13,29 @@ use super::Limits;
 use super::structured::{from_object, logfmt, parse_timestamp_text, syslog_date};
 
 const FACILITIES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "ntp",
-    "security", "console", "solaris-cron", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
     "local7",
 ];
 
@@ -275,7 +296,8 @@ mod tests {
 
     #[test]
     fn rfc3164_as_sent_by_logger_and_rsyslog() {
-        let entry = parse(b"<38>May  1 11:58:00 host7 sshd[812]: Accepted publickey for bob", NOW, &Limits::default()).unwrap();
+        let entry =
+            parse(b"<38>May  1 11:58:00 host7 sshd[812]: Accepted publickey for bob", NOW, &Limits::default()).unwrap();
         assert_eq!(entry.timestamp, Timestamp(1_714_564_680_000));
         assert_eq!((entry.host.as_deref(), entry.service.as_deref()), (Some("host7"), Some("sshd")));
         assert_eq!(entry.category, "auth");

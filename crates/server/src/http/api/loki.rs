@@ -113,26 +113,25 @@ fn number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 { format!("{}", value as i64) } else { value.to_string() }
 }
 
-fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, Response> {
-    parse_time(name, value).map_err(|e| loki_error(StatusCode::BAD_REQUEST, e.message))
+fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, String> {
+    parse_time(name, value).map_err(|e| e.message)
 }
 
-fn step_param(value: Option<&str>, start: i64, end: i64) -> Result<i64, Response> {
+fn step_param(value: Option<&str>, start: i64, end: i64) -> Result<i64, String> {
     let step = match value.filter(|v| !v.is_empty()) {
         Some(text) => match text.parse::<f64>() {
             Ok(seconds) if seconds > 0.0 => (seconds * 1000.0) as i64,
-            Ok(_) => return Err(loki_error(StatusCode::BAD_REQUEST, "step must be positive")),
-            Err(_) => text
-                .parse::<hubmon_model::PromDuration>()
-                .map_err(|e| loki_error(StatusCode::BAD_REQUEST, format!("step: {e}")))?
-                .as_duration()
-                .as_millis() as i64,
+            Ok(_) => return Err("step must be positive".into()),
+            Err(_) => {
+                text.parse::<hubmon_model::PromDuration>().map_err(|e| format!("step: {e}"))?.as_duration().as_millis()
+                    as i64
+            }
         },
         // Loki's default: about 250 points over the range, at least 1 s.
         None => ((end - start) / 250).max(1000),
     };
     if step <= 0 || (end - start) / step > 11_000 {
-        return Err(loki_error(StatusCode::BAD_REQUEST, "more than 11000 points per series; use a larger step"));
+        return Err("more than 11000 points per series; use a larger step".into());
     }
     Ok(step)
 }
@@ -149,7 +148,7 @@ async fn evaluate(app: &AppState, params: LokiParams, instant: bool) -> Response
     let range = if instant {
         let time = match time_param("time", params.time.as_deref()) {
             Ok(t) => t.unwrap_or(now),
-            Err(response) => return response,
+            Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
         };
         // An instant log query looks back an hour, as Loki's does.
         let start = if query.is_metric() { time } else { time - 3_600_000 };
@@ -157,18 +156,18 @@ async fn evaluate(app: &AppState, params: LokiParams, instant: bool) -> Response
     } else {
         let end = match time_param("end", params.end.as_deref()) {
             Ok(t) => t.unwrap_or(now),
-            Err(response) => return response,
+            Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
         };
         let start = match time_param("start", params.start.as_deref()) {
             Ok(t) => t.unwrap_or(end - 3_600_000),
-            Err(response) => return response,
+            Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
         };
         if start > end {
             return loki_error(StatusCode::BAD_REQUEST, "start must not be after end");
         }
         let step = match step_param(params.step.as_deref(), start, end) {
             Ok(step) => step,
-            Err(response) => return response,
+            Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
         };
         (start, end, step)
     };
@@ -285,11 +284,11 @@ pub async fn series(State(app): State<AppState>, Query(params): Query<LokiParams
     let now = Timestamp::now().as_millis();
     let end = match time_param("end", params.end.as_deref()) {
         Ok(t) => t.unwrap_or(now),
-        Err(response) => return response,
+        Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
     };
     let start = match time_param("start", params.start.as_deref()) {
         Ok(t) => t.unwrap_or(end - 3_600_000),
-        Err(response) => return response,
+        Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
     };
     let range = Range { start, end, step: 1000, limit: 10_000, backward: true };
     let store = app.logs.store.clone();
