@@ -16,9 +16,7 @@ mod time;
 pub use alert::{Alert, AlertStatus, Severity, SeverityError};
 pub use duration::{DurationError, PromDuration};
 pub use health::{HealthStatus, HealthStatusError};
-pub use log::{
-    DEFAULT_CATEGORY, Level, LogEntry, LogSink, LogSinkError, MODEL_FIELDS, json_text, normalize_category,
-};
+pub use log::{DEFAULT_CATEGORY, Level, LogEntry, LogSink, LogSinkError, MODEL_FIELDS, json_text, normalize_category};
 pub use role::{Access, Role, RoleError};
 pub use series::*;
 pub use time::{Timestamp, TimestampError};
