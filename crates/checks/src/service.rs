@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hubmon_model::{Appender, HealthStatus, Timestamp};
-use hubmon_state::{CheckSource, NewCheck, Secrets, StateStore, StoredCheck};
+use hubmon_state::{CheckSource, NewCheck, NewStatusChange, Secrets, StateStore, StoredCheck};
 use parking_lot::RwLock;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -28,6 +28,8 @@ use crate::uptime::{self, Point};
 use crate::{Error, guard, metrics};
 
 const DAY_MS: i64 = 86_400_000;
+/// The message of the change to `unknown` recorded when checks stop.
+const STOPPED: &str = "not checked (hubmon stopped)";
 /// Days of daily uptime in a history (the status page's bars).
 const DAILY_BARS: u32 = 90;
 
@@ -93,8 +95,23 @@ impl Checks {
         self.tasks.close();
         self.tasks.wait().await;
         let entries: Vec<Arc<Entry>> = self.entries.read().values().cloned().collect();
-        for entry in entries {
-            self.reset(&entry).await;
+        let now = Timestamp::now();
+        let changes: Vec<NewStatusChange> = entries
+            .iter()
+            .filter_map(|entry| {
+                let transition = entry.state.lock().tracker.reset(now)?;
+                Some(NewStatusChange {
+                    check_id: entry.id,
+                    at: transition.at,
+                    from_status: transition.from.as_str().to_string(),
+                    to_status: transition.to.as_str().to_string(),
+                    message: STOPPED.to_string(),
+                })
+            })
+            .collect();
+        // One transaction: hundreds of single commits would hold up a SIGTERM for seconds.
+        if let Err(error) = self.runner.store.record_status_changes(&changes).await {
+            tracing::warn!(%error, "could not mark the checks' status unknown at stop");
         }
     }
 
@@ -315,15 +332,6 @@ impl Checks {
         self.entries.write().insert(entry.id, entry.clone());
         if self.settings.enabled && entry.definition.enabled {
             self.tasks.spawn(schedule(self.runner.clone(), entry));
-        }
-    }
-
-    async fn reset(&self, entry: &Entry) {
-        let transition = entry.state.lock().tracker.reset(Timestamp::now());
-        if let Some(transition) = transition {
-            self.runner
-                .write_transition(entry, transition, "not checked (hubmon stopped or the check was changed)")
-                .await;
         }
     }
 

@@ -140,6 +140,8 @@ pub trait CheckStore: Send + Sync {
     async fn check_results(&self, check_id: i64, limit: u32) -> Result<Vec<StoredCheckResult>>;
 
     async fn record_status_change(&self, change: NewStatusChange) -> Result<i64>;
+    /// Several changes in one transaction (all checks marked unknown at shutdown).
+    async fn record_status_changes(&self, changes: &[NewStatusChange]) -> Result<()>;
     /// Changes at or after `since`, oldest first, preceded by the last change before `since`
     /// (if any) so the status at `since` is known.
     async fn status_changes(&self, check_id: i64, since: Timestamp) -> Result<Vec<StatusChange>>;
@@ -360,6 +362,30 @@ impl CheckStore for SqlStore {
             .await
         })?;
         Ok(id)
+    }
+
+    async fn record_status_changes(&self, changes: &[NewStatusChange]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for change in changes {
+                sqlx::query(
+                    "INSERT INTO check_status_changes (check_id, at, from_status, to_status, message) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(change.check_id)
+                .bind(change.at.as_millis())
+                .bind(&change.from_status)
+                .bind(&change.to_status)
+                .bind(&change.message)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        })?;
+        Ok(())
     }
 
     async fn status_changes(&self, check_id: i64, since: Timestamp) -> Result<Vec<StatusChange>> {

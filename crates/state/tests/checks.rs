@@ -117,12 +117,19 @@ async fn status_changes_start_with_the_status_at_since(store: &dyn StateStore) {
     let check = store.create_check(new_check("a", 0)).await.unwrap();
     store.record_status_change(change(check.id, 100, "unknown", "healthy")).await.unwrap();
     store.record_status_change(change(check.id, 200, "healthy", "unhealthy")).await.unwrap();
-    store.record_status_change(change(check.id, 300, "unhealthy", "healthy")).await.unwrap();
+    store
+        .record_status_changes(&[
+            change(check.id, 300, "unhealthy", "healthy"),
+            change(check.id, 400, "healthy", "unknown"),
+        ])
+        .await
+        .unwrap();
+    store.record_status_changes(&[]).await.unwrap();
     let changes = store.status_changes(check.id, Timestamp(250)).await.unwrap();
     let times: Vec<_> = changes.iter().map(|c| c.at.as_millis()).collect();
-    assert_eq!(times, [200, 300]);
+    assert_eq!(times, [200, 300, 400]);
     assert_eq!(changes[0].to_status, "unhealthy");
-    assert_eq!(store.status_changes(check.id, Timestamp(0)).await.unwrap().len(), 3);
+    assert_eq!(store.status_changes(check.id, Timestamp(0)).await.unwrap().len(), 4);
     assert_eq!(store.status_changes(check.id, Timestamp(1_000)).await.unwrap().len(), 1);
 }
 
