@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { formatBytes, formatLabels, formatSeconds, formatValue, parseDuration } from "./format";
 import { errorMessage, readCookie, stepFor } from "./api";
-import { rangeFromParams } from "./timerange";
+import { rangeFromParams, refreshEvery } from "./timerange";
 
 describe("formatting", () => {
   it("writes bytes in binary units", () => {
@@ -69,5 +69,13 @@ describe("time ranges", () => {
   it("reads a fixed range from milliseconds and ignores a reversed one", () => {
     expect(rangeFromParams(new URLSearchParams("from=1000&to=5000"), 0)).toEqual({ from: 1, to: 5, preset: undefined });
     expect(rangeFromParams(new URLSearchParams("from=5000&to=1000"), 3_600_000).preset).toBe("1h");
+  });
+});
+
+describe("refresh pace", () => {
+  it("follows every tick up to an hour and slows down for longer ranges", () => {
+    expect(refreshEvery(900)).toBe(2000);
+    expect(refreshEvery(3600)).toBe(2000);
+    expect(refreshEvery(86400)).toBe(48000);
   });
 });

@@ -28,14 +28,27 @@ export function rangeFromParams(params: URLSearchParams, now: number, fallback =
   return { from: now / 1000 - seconds, to: now / 1000, preset };
 }
 
+/**
+ * How often a relative range moves on (ms): every live tick for an hour or less, less often for
+ * longer ranges, whose step is wider (a 7-day chart gains a point every ~40 minutes).
+ */
+export function refreshEvery(seconds: number): number {
+  return Math.max(2000, (seconds / 1800) * 1000);
+}
+
 export function useTimeRange(fallback = "1h"): TimeRange {
   const { params } = useLocation();
   const { tick } = useLive();
   const key = params.toString();
-  // Relative ranges move with every live tick; fixed ones do not.
+  // Relative ranges move with the live ticks; fixed ones do not.
   const [now, setNow] = useState(() => Date.now());
-  useEffect(() => setNow(Date.now()), [tick, key]);
-  return rangeFromParams(params, now, fallback);
+  const span = rangeFromParams(params, now, fallback);
+  const every = refreshEvery(span.to - span.from);
+  useEffect(() => setNow(Date.now()), [key]);
+  useEffect(() => {
+    setNow((previous) => (Date.now() - previous >= every - 250 ? Date.now() : previous));
+  }, [tick, every]);
+  return span;
 }
 
 export interface QueryResult {
