@@ -328,6 +328,11 @@ impl LogStore {
         f(&all)
     }
 
+    /// The id of the newest line accepted so far (0 before the first).
+    pub fn last_id(&self) -> u64 {
+        self.writer.lock().next_id.saturating_sub(1)
+    }
+
     pub fn store_stats(&self) -> StoreStats {
         let parts = self.parts.read();
         StoreStats {

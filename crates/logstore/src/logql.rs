@@ -197,7 +197,7 @@ impl LogQuery {
     }
 
     /// Runs the selector and pipeline on one line: its output labels and line, or `None`.
-    fn process(&self, entry: &LogEntry) -> Option<(Labels, String)> {
+    pub fn process(&self, entry: &LogEntry) -> Option<(Labels, String)> {
         for matcher in &self.matchers {
             let actual = entry.field_text(&matcher.name).unwrap_or_default();
             if !matcher.matches(&actual) {

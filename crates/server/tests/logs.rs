@@ -884,3 +884,46 @@ async fn grafana_style_loki_queries() {
     assert!(error.to_string().contains("position"), "{error}");
     server.stop().await;
 }
+
+/// Grafana's "Live" tail: Loki's WebSocket tail API, driven by Node's own WebSocket client.
+#[tokio::test]
+async fn loki_tail_over_websocket_sends_history_then_live_lines() {
+    use tokio::io::AsyncBufReadExt;
+    let (server, token) = server().await;
+    let before = "{\"message\":\"before the tail\",\"service\":\"tailed\"}\n".to_string();
+    assert_eq!(post_logs(&server, &token, "application/x-ndjson", before).await.0, 200);
+    let url = format!(
+        "{}/loki/api/v1/tail?query={}&limit=10",
+        server.base.replace("http://", "ws://"),
+        "%7Bservice%3D%22tailed%22%7D%20%7C%3D%20%22tail%22"
+    );
+    let script = r#"
+const [url, token] = process.argv.slice(1);
+const socket = new WebSocket(url, { headers: { Authorization: 'Bearer ' + token } });
+socket.onopen = () => console.log('open');
+socket.onmessage = (event) => { console.log(event.data); };
+socket.onerror = (event) => { console.log('error ' + (event.message || '')); process.exit(1); };
+setTimeout(() => process.exit(0), 15000);
+"#;
+    let mut child = tokio::process::Command::new("node")
+        .args(["--experimental-websocket", "--no-warnings", "-e", script, &url, &token])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node (Debian package nodejs, version 20 or later) must be installed");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let mut first = next().await;
+    if first == "open" {
+        first = next().await;
+    }
+    let history: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(history["streams"][0]["values"][0][1], "before the tail", "{history}");
+    let live = "{\"message\":\"no match\",\"service\":\"tailed\"}\n{\"message\":\"live tail line\",\"service\":\"tailed\",\"level\":\"error\"}\n";
+    assert_eq!(post_logs(&server, &token, "application/x-ndjson", live.to_string()).await.0, 200);
+    let message: Value = serde_json::from_str(&next().await).unwrap();
+    assert_eq!(message["streams"][0]["values"][0][1], "live tail line", "{message}");
+    assert_eq!(message["streams"][0]["stream"]["level"], "error");
+    child.kill().await.unwrap();
+    server.stop().await;
+}

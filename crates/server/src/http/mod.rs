@@ -114,6 +114,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteTable) 
         .add(Access::Viewer, routes!(loki::labels))
         .add(Access::Viewer, routes!(loki::label_values))
         .add(Access::Viewer, routes!(loki::series))
+        .add(Access::Viewer, routes!(loki::tail))
         // Notifications (crates/notify).
         .add(Access::Admin, routes!(notify::list_channels, notify::create_channel))
         .add(Access::Admin, routes!(notify::get_channel, notify::update_channel, notify::delete_channel))

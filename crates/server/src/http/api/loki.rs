@@ -4,6 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hubmon_ingest::logs::loki;
@@ -299,5 +300,106 @@ pub async fn series(State(app): State<AppState>, Query(params): Query<LokiParams
         }
         Ok(Err(error)) => logql_error(error),
         Err(error) => loki_error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    }
+}
+
+/// Parameters of the Loki tail endpoint.
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct TailParams {
+    /// A LogQL log query (selector and pipeline).
+    query: Option<String>,
+    /// Lines sent first from before the connection (default 100, at most 5000).
+    limit: Option<usize>,
+    /// Where those first lines start (unix ns, seconds or RFC 3339; default an hour ago).
+    start: Option<String>,
+    /// Accepted for compatibility; lines are sent as they arrive.
+    #[serde(rename = "delay_for")]
+    #[param(rename = "delay_for")]
+    _delay_for: Option<String>,
+}
+
+/// Loki's live tail over WebSocket (what Grafana's "Live" button opens): first the lines since
+/// `start` (up to `limit`), then every new matching line as
+/// `{"streams":[{"stream":{…},"values":[["<ns>","line"]]}]}`. A client that falls behind gets a
+/// message with `dropped_entries` and the socket is closed, so ingest never waits for it.
+#[utoipa::path(get, path = "/loki/api/v1/tail", tag = "loki", params(TailParams), responses(
+    (status = 101, description = "Switching to a WebSocket of Loki tail messages"),
+    (status = 400, description = "Not a WebSocket request, or the query is not a log query", body = String),
+))]
+pub async fn tail(State(app): State<AppState>, Query(params): Query<TailParams>, ws: WebSocketUpgrade) -> Response {
+    let query = match params.query.as_deref().map(LogqlQuery::parse) {
+        Some(Ok(LogqlQuery::Log(query))) => query,
+        Some(Ok(LogqlQuery::Metric(_))) => return loki_error(StatusCode::BAD_REQUEST, "tail needs a log query"),
+        Some(Err(error)) => return logql_error(error),
+        None => return loki_error(StatusCode::BAD_REQUEST, "query is required"),
+    };
+    let now = Timestamp::now().as_millis();
+    let start = match time_param("start", params.start.as_deref()) {
+        Ok(t) => t.unwrap_or(now - 3_600_000),
+        Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
+    };
+    let limit = params.limit.unwrap_or(100).clamp(1, 5000);
+    ws.on_upgrade(move |socket| tail_socket(app, query, socket, start, limit))
+}
+
+fn tail_message(streams: Vec<logql::Stream>) -> Message {
+    let streams: Vec<Value> = streams
+        .into_iter()
+        .map(|s| {
+            let values: Vec<Value> = s.entries.into_iter().map(|(ts, line)| json!([ns(ts), line])).collect();
+            json!({"stream": s.labels, "values": values})
+        })
+        .collect();
+    Message::Text(json!({"streams": streams}).to_string().into())
+}
+
+async fn tail_socket(app: AppState, query: logql::LogQuery, mut socket: WebSocket, start: i64, limit: usize) {
+    // Subscribe before reading the past, so no line falls between the two; ids tell repeats.
+    let mut live = app.logs.subscribe();
+    let stopping = app.logs.stopping.clone();
+    let store = app.logs.store.clone();
+    let history_query = query.clone();
+    // Lines up to here come from the history read; newer ones from the broadcast.
+    let seen_up_to = app.logs.last_id();
+    let now = Timestamp::now().as_millis();
+    let range = Range { start, end: now, step: 1000, limit, backward: false };
+    let history = tokio::task::spawn_blocking(move || logql::select_logs(&store, &history_query, range)).await;
+    if let Ok(Ok(streams)) = history
+        && !streams.is_empty()
+        && socket.send(tail_message(streams)).await.is_err()
+    {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = stopping.cancelled() => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+            received = live.recv() => match received {
+                Ok(line) if line.id > seen_up_to => {
+                    if let Some((labels, text)) = query.process(&line.entry) {
+                        let stream = logql::Stream { labels, entries: vec![(line.entry.timestamp.as_millis(), text)] };
+                        if socket.send(tail_message(vec![stream])).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    let notice = json!({"streams": [], "dropped_entries": [{"labels": {}, "timestamp": ns(Timestamp::now().as_millis())}],
+                        "error": format!("the client fell behind by {missed} lines and is disconnected; reconnect to resume")});
+                    let _ = socket.send(Message::Text(notice.to_string().into())).await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        }
     }
 }
