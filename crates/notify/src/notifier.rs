@@ -174,7 +174,7 @@ impl Notifier {
             .map_err(|e| Error::Corrupt(format!("cannot build the HTTP client: {e}")))?;
         let owner = format!("{}-{}-{:08x}", hostname(), std::process::id(), rand::random::<u32>());
         Ok(Self(Arc::new(Inner {
-            transports: Transports { http, store: store.clone() },
+            transports: Transports { http, store: store.clone(), inbox: tokio::sync::broadcast::channel(256).0 },
             store,
             secrets,
             config,
@@ -411,6 +411,11 @@ impl Notifier {
     /// Marks one inbox entry (or all, with `None`) read; returns how many changed.
     pub async fn mark_read(&self, user_id: i64, id: Option<i64>) -> Result<u64> {
         Ok(self.0.store.mark_inbox_read(user_id, id, Timestamp::now()).await?)
+    }
+
+    /// Ids of users whose inbox got an entry from this process, as it happens.
+    pub fn subscribe_inbox(&self) -> tokio::sync::broadcast::Receiver<i64> {
+        self.0.transports.inbox.subscribe()
     }
 
     /// Wakes the dispatcher (after an enqueue in another process, for example).

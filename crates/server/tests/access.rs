@@ -89,6 +89,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/inbox/unread-count", "authenticated"),
     ("POST", "/api/v1/inbox/{id}/read", "authenticated"),
     ("POST", "/api/v1/inbox/read-all", "authenticated"),
+    ("GET", "/api/v1/inbox/stream", "authenticated"),
     ("GET", "/api/v1/checks", "viewer"),
     ("POST", "/api/v1/checks", "editor"),
     ("GET", "/api/v1/checks/{id}", "viewer"),

@@ -450,3 +450,37 @@ async fn notification_metrics_are_series_in_the_metrics_store() {
     assert_eq!(answer["data"]["result"][0]["value"][1], "1", "{answer}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_inbox_stream_pushes_the_unread_count_as_entries_arrive() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let admin = server.admin_token().await;
+    let (_, created) = call(
+        &server,
+        &admin,
+        Method::POST,
+        "/api/v1/channels",
+        Some(json!({"name": "inbox", "kind": "in_app", "config": {}})),
+    )
+    .await;
+    let id = created["id"].as_i64().unwrap();
+    let mut stream = server.with_token(Method::GET, "/api/v1/inbox/stream", &admin).send().await.unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut seen = String::new();
+    let mut read_until = async |needle: &str, seen: &mut String| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let chunk = tokio::time::timeout(left, stream.chunk()).await.expect("no event in time").unwrap().unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    read_until("data: {\"unread\":0}", &mut seen).await;
+    let (_, report) =
+        call(&server, &admin, Method::POST, &format!("/api/v1/channels/{id}/test"), Some(json!({}))).await;
+    assert_eq!(report["delivered"], true);
+    read_until("data: {\"unread\":1}", &mut seen).await;
+    assert!(seen.contains("event: unread"), "{seen}");
+    drop(stream);
+    server.stop().await;
+}

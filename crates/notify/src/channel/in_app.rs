@@ -3,16 +3,17 @@
 //! Redelivery after a crash adds nothing: the store keeps one entry per (user, notification).
 
 use hubmon_model::Timestamp;
-use hubmon_state::{NewInboxMessage, StateStore};
+use hubmon_state::NewInboxMessage;
 
-use super::{Delivery, Receipt, SendError};
+use super::{Delivery, Receipt, SendError, Transports};
 use crate::settings::InAppSettings;
 
 pub async fn send(
-    store: &dyn StateStore,
+    transports: &Transports,
     settings: &InAppSettings,
     delivery: &Delivery<'_>,
 ) -> Result<Receipt, SendError> {
+    let store = transports.store.as_ref();
     let store_error = |e: hubmon_state::Error| {
         if e.is_retryable() { SendError::transient(e.to_string()) } else { SendError::permanent(e.to_string()) }
     };
@@ -39,5 +40,9 @@ pub async fn send(
         })
         .collect();
     let added = store.add_inbox_messages(&entries).await.map_err(store_error)?;
+    for user in &recipients {
+        // No open dashboard is no error.
+        let _ = transports.inbox.send(user.id);
+    }
     Ok(Receipt { status_code: None, detail: format!("stored for {} user(s), {added} new", recipients.len()) })
 }

@@ -73,6 +73,8 @@ pub struct Delivery<'a> {
 pub struct Transports {
     pub http: reqwest::Client,
     pub store: Arc<dyn StateStore>,
+    /// Tells open dashboards (in this process) which user's inbox just got an entry.
+    pub inbox: tokio::sync::broadcast::Sender<i64>,
 }
 
 /// Sends `delivery` on the channel described by `settings`, within `settings.timeout`.
@@ -91,7 +93,7 @@ pub async fn send(
             KindSettings::Wecom(s) => wecom::send(&transports.http, s, delivery, timeout).await,
             KindSettings::Telegram(s) => telegram::send(&transports.http, s, delivery, timeout).await,
             KindSettings::Webhook(s) => webhook::send(&transports.http, s, delivery, timeout).await,
-            KindSettings::InApp(s) => in_app::send(transports.store.as_ref(), s, delivery).await,
+            KindSettings::InApp(s) => in_app::send(transports, s, delivery).await,
         }
     };
     // The transports time out on their own; this bounds anything they do not cover (DNS, a

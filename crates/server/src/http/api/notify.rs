@@ -2,13 +2,20 @@
 //! manual retry of dead letters, and each user's in-app inbox. The work is in hubmon-notify;
 //! these handlers extract, call one `Notifier` method and render.
 
+use std::convert::Infallible;
+use std::time::Duration;
+
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
 use hubmon_model::Timestamp;
 use hubmon_notify::{ChannelInput, ChannelView, SendReport};
 use hubmon_state::{Attempt, AttemptOutcome, DeliveryStatus, InboxMessage, Notification, NotificationQuery};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -462,4 +469,71 @@ pub async fn mark_all_read(
 ) -> Result<Json<Marked>, ApiError> {
     let user = inbox_user(&app, &principal).await?;
     Ok(Json(Marked { marked: app.notifier.mark_read(user, None).await? }))
+}
+
+/// Server-sent events for the caller's inbox: `unread` (`{"unread": n}`) at once, whenever an
+/// entry arrives for the caller, and every 30 s (to see entries another replica delivered).
+/// Ends when the client leaves or hubmon stops.
+#[utoipa::path(get, path = "/api/v1/inbox/stream", tag = "notifications", responses(
+    (status = 200, description = "An event stream (text/event-stream) of `unread` events", content_type = "text/event-stream", body = String),
+))]
+pub async fn inbox_stream(
+    State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let user = inbox_user(&app, &principal).await?;
+    let live = InboxLive {
+        events: app.notifier.subscribe_inbox(),
+        shutdown: app.monitor.shutdown_token(),
+        app,
+        user,
+        shown: None,
+    };
+    let events = stream::unfold(live, |mut live| async move {
+        let event = live.next().await?;
+        Some((Ok(event), live))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// One client's inbox stream.
+struct InboxLive {
+    app: AppState,
+    user: i64,
+    events: broadcast::Receiver<i64>,
+    shutdown: CancellationToken,
+    /// The count last sent; a new one is sent only when it differs.
+    shown: Option<i64>,
+}
+
+const INBOX_RECHECK: Duration = Duration::from_secs(30);
+
+impl InboxLive {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if self.shown.is_some() {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return None,
+                    received = self.events.recv() => match received {
+                        Ok(user) if user != self.user => continue,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = tokio::time::sleep(INBOX_RECHECK) => {}
+                }
+            }
+            let unread = match self.app.notifier.unread_count(self.user).await {
+                Ok(unread) => unread,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot count unread inbox entries");
+                    continue;
+                }
+            };
+            if self.shown != Some(unread) {
+                self.shown = Some(unread);
+                let data = serde_json::json!({ "unread": unread }).to_string();
+                return Some(Event::default().event("unread").data(data));
+            }
+        }
+    }
 }
