@@ -566,10 +566,7 @@ impl Alerting {
     }
 
     /// Validates a rule and evaluates its expression now: what it would fire.
-    pub fn dry_run(
-        &self,
-        spec: &AlertRuleSpec,
-    ) -> Result<(AlertRule, Vec<Match>), RuleError> {
+    pub fn dry_run(&self, spec: &AlertRuleSpec) -> Result<(AlertRule, Vec<Match>), RuleError> {
         let rule = spec.validate()?;
         let value = self.0.engine.instant(&rule.expr, now_ms()).map_err(|e| RuleError::new("expr", e.to_string()))?;
         let hubmon_promql::Value::Vector(samples) = value else {
