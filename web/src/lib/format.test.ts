@@ -73,9 +73,9 @@ describe("time ranges", () => {
 });
 
 describe("refresh pace", () => {
-  it("follows every tick up to an hour and slows down for longer ranges", () => {
-    expect(refreshEvery(900)).toBe(2000);
-    expect(refreshEvery(3600)).toBe(2000);
-    expect(refreshEvery(86400)).toBe(48000);
+  it("moves every second up to an hour and slows down for longer ranges", () => {
+    expect(refreshEvery(900)).toBe(1000);
+    expect(refreshEvery(3600)).toBe(1000);
+    expect(refreshEvery(86400)).toBe(24000);
   });
 });

@@ -3,7 +3,6 @@
 import { useEffect, useState } from "react";
 import { queryRange, stepFor, type RangeSeries } from "./api";
 import { parseDuration } from "./format";
-import { useLive } from "./live";
 import { useLocation } from "./router";
 import { alignRange, toColumns, type Columns } from "./series";
 
@@ -29,25 +28,28 @@ export function rangeFromParams(params: URLSearchParams, now: number, fallback =
 }
 
 /**
- * How often a relative range moves on (ms): every live tick for an hour or less, less often for
- * longer ranges, whose step is wider (a 7-day chart gains a point every ~40 minutes).
+ * How often a relative range moves on (ms): every second for an hour or less, so a sample is on
+ * the chart within about a second of arriving; less often for longer ranges, whose step is wider
+ * (a 7-day chart gains a point every ~40 minutes).
  */
 export function refreshEvery(seconds: number): number {
-  return Math.max(2000, (seconds / 1800) * 1000);
+  return Math.max(1000, (seconds / 3600) * 1000);
 }
 
 export function useTimeRange(fallback = "1h"): TimeRange {
   const { params } = useLocation();
-  const { tick } = useLive();
   const key = params.toString();
-  // Relative ranges move with the live ticks; fixed ones do not.
   const [now, setNow] = useState(() => Date.now());
   const span = rangeFromParams(params, now, fallback);
   const every = refreshEvery(span.to - span.from);
+  const relative = span.preset !== undefined;
   useEffect(() => setNow(Date.now()), [key]);
+  // Relative ranges follow the clock; fixed ones (custom, zoomed) stay put.
   useEffect(() => {
-    setNow((previous) => (Date.now() - previous >= every - 250 ? Date.now() : previous));
-  }, [tick, every]);
+    if (!relative) return;
+    const timer = window.setInterval(() => setNow(Date.now()), every);
+    return () => window.clearInterval(timer);
+  }, [relative, every]);
   return span;
 }
 

@@ -4,7 +4,6 @@ import { Empty, ErrorBox, Loading, Panel, useLoad } from "../components/ui";
 import { queryInstant, type InstantResult } from "../lib/api";
 import { formatValue } from "../lib/format";
 import { useI18n } from "../lib/i18n";
-import { useLive } from "../lib/live";
 import { API } from "../lib/queries";
 import { setParams, useLocation } from "../lib/router";
 import { useTimeRange } from "../lib/timerange";
@@ -97,7 +96,6 @@ interface RouteRow {
 
 function RoutesTable({ service, at }: { service: string | undefined; at: number }) {
   const { t } = useI18n();
-  const { tick } = useLive();
   const rows = useLoad(
     async (signal) => {
       const [rps, errors, p50, p95, p99] = await Promise.all([
@@ -138,7 +136,7 @@ function RoutesTable({ service, at }: { service: string | undefined; at: number 
       }
       return [...byKey.values()].sort((a, b) => b.rps - a.rps);
     },
-    [service, Math.floor(at / 10), tick],
+    [service, Math.floor(at / 10)],
   );
   return (
     <Panel title={t("api_routes")}>
