@@ -137,7 +137,9 @@ async fn checks_are_defined_run_reported_and_kept_over_http(backend: Backend) {
     assert_eq!(history["changes"][0]["to"], "healthy");
     assert_eq!(history["changes"][0]["ongoing"], true);
     assert!(history["changes"][0]["duration_seconds"].as_f64().unwrap() >= 0.0);
-    assert_eq!(history["results"].as_array().unwrap().len(), 2);
+    // Two runs by hand, and perhaps the first scheduled one (within 2 s of creation).
+    let results = history["results"].as_array().unwrap().len();
+    assert!((2..=3).contains(&results), "{history}");
     assert_eq!(history["daily_uptime"].as_array().unwrap().len(), 90);
     let (status, _) = get(&server, &viewer, &format!("/api/v1/checks/{id}/history?limit=x")).await;
     assert_eq!(status, 400);
