@@ -38,6 +38,9 @@ impl TestServer {
         config.data_dir = dir.path().to_path_buf();
         // Host metrics would mix into what tests count; the tests that want them turn them on.
         config.host.enabled = false;
+        // Nor the built-in health checks' series; the tests that want them turn them on.
+        config.check.system = false;
+        config.check.state_store = false;
         let database = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
