@@ -1,4 +1,5 @@
-//! The command line: `hubmon serve`, `hubmon config check`, `hubmon token create`.
+//! The command line: `hubmon serve`, `hubmon config check`, `hubmon token create`,
+//! `hubmon logs export|import`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,38 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Log export and import through a running server.
+    Logs {
+        #[command(subcommand)]
+        command: LogsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogsCommand {
+    /// Writes the lines matching a query as NDJSON to stdout (or --output), newest first.
+    Export {
+        /// The search query (as in the dashboard); empty: every line.
+        #[arg(long, default_value = "")]
+        query: String,
+        /// Start: RFC 3339 or epoch seconds/ms/ns.
+        #[arg(long)]
+        from: Option<String>,
+        /// End (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// File to write instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        target: crate::logs::transfer::Target,
+    },
+    /// Sends a file of NDJSON or plain text lines (one message each), with a progress bar.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        target: crate::logs::transfer::Target,
     },
 }
 
@@ -122,6 +155,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Token { command: TokenCommand::Create { role, name, expires_in, server } } => {
             create_token(&server, role, &name, expires_in)
         }
+        Command::Logs { command } => logs_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,6 +213,28 @@ fn test_rules(files: &[PathBuf]) -> anyhow::Result<()> {
     }
     if failed > 0 {
         anyhow::bail!("{failed} of {} rule test files failed", files.len());
+    }
+    Ok(())
+}
+
+fn logs_command(command: LogsCommand) -> anyhow::Result<()> {
+    use crate::logs::transfer;
+    match command {
+        LogsCommand::Export { query, from, to, output, target } => {
+            let mut out: Box<dyn std::io::Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let written =
+                runtime()?.block_on(transfer::export(&target, &query, from.as_deref(), to.as_deref(), &mut out))?;
+            eprintln!("hubmon: exported {written} lines");
+        }
+        LogsCommand::Import { file, target } => {
+            let (accepted, rejected) = runtime()?.block_on(transfer::import(&target, &file))?;
+            eprintln!("hubmon: imported {accepted} lines, {rejected} refused");
+        }
     }
     Ok(())
 }

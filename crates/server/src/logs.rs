@@ -241,3 +241,141 @@ async fn syslog_connection(
         store_syslog(&state, vec![last], &peer).await;
     }
 }
+
+/// `hubmon logs export` and `hubmon logs import`: moving lines in and out of a running
+/// server over its HTTP API (the data directory is locked while it runs).
+pub mod transfer {
+    use std::io::{BufRead, Write};
+
+    use anyhow::{Context, bail};
+    use serde_json::Value;
+
+    /// Where the server is and how to authenticate.
+    #[derive(clap::Args, Debug, Clone)]
+    pub struct Target {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:9550")]
+        pub url: String,
+        /// An API token (`hubmon token create`): viewer for export, ingest for import.
+        #[arg(long, env = "HUBMON_TOKEN", hide_env_values = true)]
+        pub token: String,
+    }
+
+    /// Writes every line matching `query` in `[from, to)` as NDJSON to `out`, newest first.
+    /// Returns how many lines were written.
+    pub async fn export(
+        target: &Target,
+        query: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<u64> {
+        let client = reqwest::Client::new();
+        let mut cursor = String::new();
+        let mut written = 0u64;
+        loop {
+            let mut params = vec![("q", query.to_string()), ("limit", "1000".to_string()), ("cursor", cursor.clone())];
+            if let Some(from) = from {
+                params.push(("from", from.to_string()));
+            }
+            if let Some(to) = to {
+                params.push(("to", to.to_string()));
+            }
+            let response = client
+                .get(format!("{}/api/v1/logs/search", target.url.trim_end_matches('/')))
+                .bearer_auth(&target.token)
+                .query(&params)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {}", target.url))?;
+            let status = response.status();
+            let page: Value = response.json().await.context("the server's answer is not JSON")?;
+            if !status.is_success() {
+                bail!("search failed ({status}): {}", page["error"]["message"].as_str().unwrap_or("no message"));
+            }
+            for hit in page["hits"].as_array().into_iter().flatten() {
+                let mut line = hit.clone();
+                if let Some(object) = line.as_object_mut() {
+                    object.remove("highlights");
+                    object.remove("id");
+                }
+                serde_json::to_writer(&mut *out, &line)?;
+                out.write_all(b"\n")?;
+                written += 1;
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_string(),
+                None => break,
+            }
+        }
+        out.flush()?;
+        Ok(written)
+    }
+
+    /// Lines sent per request.
+    const BATCH: usize = 2000;
+
+    /// Sends a file of NDJSON (each line a JSON object) or plain text (each line a message)
+    /// to the server, showing progress on stderr. Returns (accepted, rejected).
+    pub async fn import(target: &Target, path: &std::path::Path) -> anyhow::Result<(u64, u64)> {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let total_bytes = file.metadata().map(|m| m.len()).unwrap_or(0).max(1);
+        let reader = std::io::BufReader::new(file);
+        let client = reqwest::Client::new();
+        let (mut accepted, mut rejected, mut read_bytes, mut line_number) = (0u64, 0u64, 0u64, 0u64);
+        let mut batch = String::new();
+        let mut in_batch = 0;
+        let mut lines = reader.split(b'\n');
+        loop {
+            let next = lines.next().transpose().with_context(|| format!("cannot read {}", path.display()))?;
+            let done = next.is_none();
+            if let Some(raw) = next {
+                line_number += 1;
+                read_bytes += raw.len() as u64 + 1;
+                let text = String::from_utf8_lossy(&raw);
+                let text = text.trim_end_matches('\r');
+                if !text.trim().is_empty() {
+                    if text.trim_start().starts_with('{') {
+                        batch.push_str(text);
+                    } else {
+                        batch.push_str(&serde_json::json!({"message": text}).to_string());
+                    }
+                    batch.push('\n');
+                    in_batch += 1;
+                }
+            }
+            if in_batch == BATCH || (done && in_batch > 0) {
+                let response = client
+                    .post(format!("{}/api/v1/logs", target.url.trim_end_matches('/')))
+                    .bearer_auth(&target.token)
+                    .header("content-type", "application/x-ndjson")
+                    .body(std::mem::take(&mut batch))
+                    .send()
+                    .await
+                    .with_context(|| format!("cannot reach {}", target.url))?;
+                let status = response.status();
+                let result: Value = response.json().await.unwrap_or_default();
+                if !(status.is_success() || status.as_u16() == 422) {
+                    bail!(
+                        "import stopped at line {line_number} ({status}): {}",
+                        result["error"]["message"].as_str().unwrap_or("no message")
+                    );
+                }
+                accepted += result["accepted"].as_u64().unwrap_or(0);
+                rejected += result["rejected"].as_u64().unwrap_or(0);
+                for rejection in result["rejections"].as_array().into_iter().flatten().take(3) {
+                    eprintln!("\rline refused: {}", rejection["reason"].as_str().unwrap_or("?"));
+                }
+                in_batch = 0;
+                let percent = (read_bytes.min(total_bytes) * 100) / total_bytes;
+                let filled = (percent / 5) as usize;
+                eprint!("\r[{}{}] {percent:>3}%  {accepted} stored, {rejected} refused", "#".repeat(filled), " ".repeat(20 - filled));
+            }
+            if done {
+                break;
+            }
+        }
+        eprintln!();
+        Ok((accepted, rejected))
+    }
+}

@@ -927,3 +927,48 @@ setTimeout(() => process.exit(0), 15000);
     child.kill().await.unwrap();
     server.stop().await;
 }
+
+#[tokio::test]
+async fn cli_imports_ndjson_and_plain_text_and_exports_ndjson() {
+    const HUBMON: &str = env!("CARGO_BIN_EXE_hubmon");
+    let (server, token) = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.log");
+    let mut text = String::new();
+    for i in 0..2500 {
+        if i % 2 == 0 {
+            text.push_str(&format!("{{\"message\":\"imported json {i}\",\"level\":\"warn\",\"service\":\"cli\"}}\n"));
+        } else {
+            text.push_str(&format!("plain imported line {i}\n"));
+        }
+    }
+    text.push_str("{broken json\n");
+    std::fs::write(&input, text).unwrap();
+    let output = tokio::process::Command::new(HUBMON)
+        .args(["logs", "import"])
+        .arg(&input)
+        .args(["--url", &server.base, "--token", &token])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("imported 2500 lines, 1 refused") && stderr.contains("100%"), "{stderr}");
+
+    let exported = dir.path().join("export.ndjson");
+    let output = tokio::process::Command::new(HUBMON)
+        .args(["logs", "export", "--query", "service:cli level:warning", "--output"])
+        .arg(&exported)
+        .env("HUBMON_TOKEN", &token)
+        .args(["--url", &server.base])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&exported).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1250);
+    assert_eq!(lines[0]["service"], "cli");
+    assert!(lines[0]["message"].as_str().unwrap().starts_with("imported json"));
+    server.stop().await;
+}
