@@ -215,6 +215,37 @@ impl MatrixData {
         let hi = series.samples.partition_point(|s| s.timestamp <= end);
         if lo >= hi { &[] } else { &series.samples[lo..hi] }
     }
+
+    /// The same as [`MatrixData::window`] for windows that only move forward: `cursor` keeps
+    /// where the previous window of this series began and ended, so consecutive steps cost a
+    /// few comparisons instead of two binary searches.
+    pub fn window_after<'s>(
+        &self,
+        series: &'s Series,
+        end: i64,
+        left_open: bool,
+        cursor: &mut (usize, usize),
+    ) -> &'s [Sample] {
+        let samples = &series.samples;
+        let start = end - self.range;
+        let before_start = |s: &Sample| if left_open { s.timestamp <= start } else { s.timestamp < start };
+        cursor.0 = advance(samples, cursor.0, before_start);
+        cursor.1 = advance(samples, cursor.1.max(cursor.0), |s| s.timestamp <= end);
+        if cursor.0 >= cursor.1 { &[] } else { &samples[cursor.0..cursor.1] }
+    }
+}
+
+/// The first index at or after `from` whose sample fails `past` (samples are in time order):
+/// a short linear probe, then a binary search of the rest.
+fn advance(samples: &[Sample], from: usize, past: impl Fn(&Sample) -> bool) -> usize {
+    let mut i = from;
+    for _ in 0..8 {
+        if i >= samples.len() || !past(&samples[i]) {
+            return i;
+        }
+        i += 1;
+    }
+    i + samples[i.min(samples.len())..].partition_point(&past)
 }
 
 pub(crate) struct Evaluator<'e> {

@@ -246,12 +246,19 @@ fn over_windows(
     let names: Vec<Labels> =
         m.series.iter().map(|s| if keep_name { s.labels.clone() } else { drop_name(&s.labels) }).collect();
     let mut out = Vec::with_capacity(m.ends.len());
+    let mut cursors = vec![(0, 0); m.series.len()];
+    let mut previous_end = i64::MIN;
     for (index, &end) in m.ends.iter().enumerate() {
         ev.check_deadline("range function")?;
         let ctx = Window { start: end - m.range, end, index, step_time: steps.time(index) };
+        // Windows move forward step by step; should one ever move back, start the cursors over.
+        if end < previous_end {
+            cursors.fill((0, 0));
+        }
+        previous_end = end;
         let mut vector = Vec::new();
-        for (s, labels) in m.series.iter().zip(&names) {
-            let window = m.window(s, end, left_open);
+        for ((s, labels), cursor) in m.series.iter().zip(&names).zip(&mut cursors) {
+            let window = m.window_after(s, end, left_open, cursor);
             if window.is_empty() {
                 continue;
             }
