@@ -131,6 +131,10 @@ async fn queries_that_do_not_parse_are_400_with_the_position() {
     assert_eq!(status, 400);
     let (status, _) = get(&server, &token, "/api/v1/logs/search", &[("from", "yesterday")]).await;
     assert_eq!(status, 400);
+    let (status, _) = get(&server, &token, "/api/v1/logs/search", &[("from", "now-15m"), ("to", "now")]).await;
+    assert_eq!(status, 200);
+    let (status, _) = get(&server, &token, "/api/v1/logs/search", &[("from", "now+5m")]).await;
+    assert_eq!(status, 400);
     server.stop().await;
 }
 

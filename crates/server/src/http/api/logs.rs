@@ -76,7 +76,8 @@ pub struct SearchParams {
     q: Option<String>,
     /// Same as `q`.
     query: Option<String>,
-    /// Start (inclusive): RFC 3339 or epoch s/ms/ns. Default: the beginning (stats: 24 h ago).
+    /// Start (inclusive): RFC 3339, epoch s/ms/ns, or `now-1h`. Default: the beginning
+    /// (stats: 24 h ago).
     from: Option<String>,
     /// End (exclusive). Default: no end (stats: now).
     to: Option<String>,
@@ -133,9 +134,21 @@ impl SearchParams {
     }
 }
 
-/// A time from a query parameter: RFC 3339 or epoch seconds / ms / ns.
+/// A time from a query parameter: RFC 3339, epoch seconds / ms / ns, `now` or `now-15m`.
 pub fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    let Some(value) = value.filter(|v| !v.trim().is_empty()) else { return Ok(None) };
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+    if let Some(rest) = value.strip_prefix("now") {
+        let now = Timestamp::now().as_millis();
+        let Some(ago) = rest.strip_prefix('-') else {
+            return if rest.is_empty() {
+                Ok(Some(now))
+            } else {
+                Err(ApiError::bad_request(format!("{name}: write now or now-<duration>, like now-15m")))
+            };
+        };
+        let ago: hubmon_model::PromDuration = ago.parse().map_err(|e| ApiError::bad_request(format!("{name}: {e}")))?;
+        return Ok(Some(now - i64::try_from(ago.as_duration().as_millis()).unwrap_or(i64::MAX / 2)));
+    }
     hubmon_ingest::logs::structured::parse_timestamp_text(value, Timestamp::now())
         .map(|t| Some(t.as_millis()))
         .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
