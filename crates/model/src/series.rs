@@ -122,6 +122,13 @@ impl Labels {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
+    /// Identifies this label set's allocation: two clones of one `Labels` share it. Callers
+    /// may cache per label set by it as long as they keep a clone alive (so the address
+    /// cannot be reused); equal label sets built separately have different identities.
+    pub fn identity(&self) -> usize {
+        Arc::as_ptr(&self.0) as *const () as usize
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

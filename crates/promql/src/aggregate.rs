@@ -37,7 +37,13 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, expr: &AggregateExpr, steps: Steps) -
         Some(LabelModifier::Exclude(l)) => (true, &l.labels),
         None => (false, &[]),
     };
+    // The same series comes back at every step: compute its group once. The cache keeps
+    // the input label set alive, so its identity stays unique.
+    let cache: std::cell::RefCell<HashMap<usize, (Labels, Labels)>> = std::cell::RefCell::new(HashMap::new());
     let grouping = |labels: &Labels| -> Labels {
+        if let Some((_, group)) = cache.borrow().get(&labels.identity()) {
+            return group.clone();
+        }
         let pairs = labels
             .iter()
             .filter(|(n, _)| {
@@ -46,7 +52,9 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, expr: &AggregateExpr, steps: Steps) -
             })
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        Labels::from_trusted(pairs)
+        let group = Labels::from_trusted(pairs);
+        cache.borrow_mut().insert(labels.identity(), (labels.clone(), group.clone()));
+        group
     };
     let mut out = Vec::with_capacity(input.len());
     for (i, vector) in input.into_iter().enumerate() {
