@@ -212,3 +212,56 @@ async fn deleting_a_check_ends_its_series_and_renaming_starts_new_ones() {
     assert!(h.store.check_results(created.id, 10).await.unwrap().is_empty());
     h.stop().await;
 }
+
+/// Each real server behind a proxy: healthy, then hung (a timeout) and dropping connections,
+/// each noticed within one interval + timeout, then healthy again once it comes back.
+#[tokio::test]
+async fn databases_and_cache_that_hang_or_drop_are_noticed_and_recover() {
+    use harness::{Proxy, ProxyMode, socket_of, via};
+    let h = Harness::with(running(), Vec::new()).await;
+    let servers = [
+        ("pg", "postgres", hubmon_testkit::pg_url()),
+        ("maria", "mysql", hubmon_testkit::mysql_url().await),
+        ("cache", "redis", hubmon_testkit::redis_url()),
+    ];
+    let mut proxies = Vec::new();
+    for (name, kind, url) in &servers {
+        let proxy = Proxy::start(socket_of(url)).await;
+        let created = h
+            .create(
+                json!({"name": name, "kind": kind, "url": via(url, proxy.address), "interval": "1s", "timeout": "1s",
+                          "failures_before_unhealthy": 1, "successes_before_healthy": 1}),
+            )
+            .await
+            .unwrap();
+        proxies.push((created.id, *name, proxy));
+    }
+    // One interval (1 s, +5 % jitter) + timeout (1 s) + a margin for this shared machine.
+    let within = Duration::from_secs(4);
+    let status = |h: &Harness, id: i64| h.checks.get(id).unwrap();
+    for (id, name, _) in &proxies {
+        assert!(
+            eventually(within, || status(&h, *id).status == HealthStatus::Healthy).await,
+            "{name} healthy at first"
+        );
+    }
+    for (mode, expected) in [(ProxyMode::Hang, "no answer within 1s (timeout)"), (ProxyMode::Drop, "cannot connect")] {
+        for (_, _, proxy) in &proxies {
+            proxy.set(mode);
+        }
+        for (id, name, _) in &proxies {
+            let noticed = eventually(within, || status(&h, *id).status == HealthStatus::Unhealthy).await;
+            let view = status(&h, *id);
+            let message = view.last_result.map(|r| r.message).unwrap_or_default();
+            assert!(noticed, "{name} unhealthy when {mode:?}: {message}");
+            assert!(message.contains(expected), "{name} {mode:?}: {message}");
+        }
+        for (_, _, proxy) in &proxies {
+            proxy.set(ProxyMode::Forward);
+        }
+        for (id, name, _) in &proxies {
+            assert!(eventually(within, || status(&h, *id).status == HealthStatus::Healthy).await, "{name} recovers");
+        }
+    }
+    h.stop().await;
+}

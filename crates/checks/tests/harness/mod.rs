@@ -279,3 +279,78 @@ async fn serve_tls(certificate: Vec<u8>, key: Vec<u8>) -> String {
     });
     format!("https://{address}/")
 }
+
+/// What a [`Proxy`] does with new connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Pass bytes both ways to the real server.
+    Forward,
+    /// Accept and never answer (a hung server).
+    Hang,
+    /// Accept and close at once (a server that went away mid-handshake).
+    Drop,
+}
+
+/// A TCP proxy in front of a real server, so a test can block it and let it come back without
+/// touching the shared service.
+pub struct Proxy {
+    pub address: SocketAddr,
+    mode: Arc<Mutex<ProxyMode>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mode = Arc::new(Mutex::new(ProxyMode::Forward));
+        let current = mode.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mode = *current.lock();
+                tokio::spawn(async move {
+                    match mode {
+                        ProxyMode::Forward => {
+                            if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await.ok();
+                            }
+                        }
+                        ProxyMode::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
+                        ProxyMode::Drop => drop(inbound),
+                    }
+                });
+            }
+        });
+        Self { address, mode, task }
+    }
+
+    pub fn set(&self, mode: ProxyMode) {
+        *self.mode.lock() = mode;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The `host:port` of a URL, resolved.
+pub fn socket_of(url: &str) -> SocketAddr {
+    let parsed = reqwest::Url::parse(url).unwrap();
+    let host = parsed.host_str().unwrap().trim_matches(['[', ']']).to_string();
+    let port = parsed.port_or_known_default().unwrap_or(match parsed.scheme() {
+        "postgres" | "postgresql" => 5432,
+        "mysql" => 3306,
+        _ => 6379,
+    });
+    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)).unwrap().next().unwrap()
+}
+
+/// `url` pointing at `address` instead of its own host and port.
+pub fn via(url: &str, address: SocketAddr) -> String {
+    let mut parsed = reqwest::Url::parse(url).unwrap();
+    parsed.set_host(Some(&address.ip().to_string())).unwrap();
+    parsed.set_port(Some(address.port())).unwrap();
+    parsed.to_string()
+}
