@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::partition::{Columns, ColumnsBuilder, Partition, index_keys};
+use crate::segment::SegmentIndex;
 use crate::{Error, StoredEntry};
 
 #[derive(Default)]
@@ -52,6 +53,42 @@ impl Head {
 
     pub fn entries(&self) -> &[Arc<StoredEntry>] {
         &self.entries
+    }
+
+    /// The index and columns of the head rows `rows` (in that order), so a flush need not
+    /// index its lines a second time.
+    pub fn segment_index(&self, rows: &[u32]) -> SegmentIndex {
+        let mut position = vec![u32::MAX; self.entries.len()];
+        for (segment_row, head_row) in rows.iter().enumerate() {
+            position[*head_row as usize] = u32::try_from(segment_row).unwrap_or(u32::MAX);
+        }
+        let mut postings: Vec<(String, Vec<u32>)> = self
+            .index
+            .iter()
+            .filter_map(|(key, head_rows)| {
+                let mut mapped: Vec<u32> =
+                    head_rows.iter().map(|r| position[*r as usize]).filter(|p| *p != u32::MAX).collect();
+                if mapped.is_empty() {
+                    return None;
+                }
+                mapped.sort_unstable();
+                Some((key.clone(), mapped))
+            })
+            .collect();
+        postings.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let all = &self.columns.columns;
+        let pick = |column: &Vec<u32>| rows.iter().map(|r| column[*r as usize]).collect::<Vec<u32>>();
+        let columns = Columns {
+            ids: rows.iter().map(|r| all.ids[*r as usize]).collect(),
+            timestamps: rows.iter().map(|r| all.timestamps[*r as usize]).collect(),
+            levels: rows.iter().map(|r| all.levels[*r as usize]).collect(),
+            categories: pick(&all.categories),
+            templates: pick(&all.templates),
+            message_bytes: pick(&all.message_bytes),
+            category_names: all.category_names.clone(),
+            template_texts: all.template_texts.clone(),
+        };
+        SegmentIndex { postings, columns }
     }
 }
 

@@ -389,23 +389,27 @@ impl LogStore {
     }
 
     fn write_segments(&self, frozen: &Frozen) -> Result<Vec<Arc<Segment>>, Error> {
-        let mut by_partition: BTreeMap<i64, Vec<Arc<StoredEntry>>> = BTreeMap::new();
-        for stored in frozen.head.entries() {
+        let all = frozen.head.entries();
+        let mut by_partition: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for (row, stored) in all.iter().enumerate() {
             let partition = stored.entry.timestamp.as_millis().div_euclid(PARTITION_MS) * PARTITION_MS;
-            by_partition.entry(partition).or_default().push(stored.clone());
+            by_partition.entry(partition).or_default().push(u32::try_from(row).unwrap_or(u32::MAX));
         }
         let parts = u32::try_from(by_partition.len()).unwrap_or(u32::MAX);
         let segment_dir = self.dir.join("segments");
         let mut written = Vec::new();
-        for (part, (partition, mut entries)) in by_partition.into_iter().enumerate() {
-            entries.sort_by_key(|s| (s.entry.timestamp, s.id));
+        for (part, (partition, mut rows)) in by_partition.into_iter().enumerate() {
+            rows.sort_by_key(|r| (all[*r as usize].entry.timestamp, all[*r as usize].id));
+            let entries: Vec<Arc<StoredEntry>> = rows.iter().map(|r| all[*r as usize].clone()).collect();
+            // The head already indexed these lines; carry its postings and columns over.
+            let index = frozen.head.segment_index(&rows);
             let origin = Origin {
                 wal_from: frozen.head.first_wal,
                 wal_to: frozen.wal_to,
                 part: u32::try_from(part).unwrap_or(u32::MAX),
                 parts,
             };
-            let path = Segment::write(&segment_dir, partition, origin, &entries)?;
+            let path = Segment::write(&segment_dir, partition, origin, &entries, Some(index))?;
             written.push(Arc::new(Segment::open(&path)?));
         }
         // The renames must be durable before the WAL files go.

@@ -62,6 +62,30 @@ pub(crate) struct Segment {
     cache: Mutex<Vec<(usize, Arc<Block>)>>,
 }
 
+/// A segment's index and columns, built from its rows or carried over from the head.
+pub(crate) struct SegmentIndex {
+    /// (key, rows ascending), keys in byte order.
+    pub postings: Vec<(String, Vec<u32>)>,
+    pub columns: Columns,
+}
+
+impl SegmentIndex {
+    /// Indexes `entries` from scratch.
+    pub fn build(entries: &[Arc<StoredEntry>]) -> SegmentIndex {
+        let mut postings: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+        let mut columns = ColumnsBuilder::default();
+        for (row, stored) in entries.iter().enumerate() {
+            let row = u32::try_from(row).unwrap_or(u32::MAX);
+            let keys: BTreeSet<String> = index_keys(&stored.entry);
+            for key in keys {
+                postings.entry(key).or_default().push(row);
+            }
+            columns.push(stored);
+        }
+        SegmentIndex { postings: postings.into_iter().collect(), columns: columns.columns }
+    }
+}
+
 /// One decompressed row block: JSON lines and where each starts.
 struct Block {
     data: Vec<u8>,
@@ -71,7 +95,13 @@ struct Block {
 impl Segment {
     /// Writes `entries` (already sorted by timestamp, id) as a new segment file; the file
     /// appears under its final name only once complete and synced.
-    pub fn write(dir: &Path, partition: i64, origin: Origin, entries: &[Arc<StoredEntry>]) -> Result<PathBuf, Error> {
+    pub fn write(
+        dir: &Path,
+        partition: i64,
+        origin: Origin,
+        entries: &[Arc<StoredEntry>],
+        index: Option<SegmentIndex>,
+    ) -> Result<PathBuf, Error> {
         let name = format!("{partition:015}-{:010}-{:03}.seg", origin.wal_to, origin.part);
         let path = dir.join(&name);
         let temporary = dir.join(format!("{name}.tmp"));
@@ -90,18 +120,11 @@ impl Segment {
             out.extend_from_slice(&compressed);
         }
 
-        let mut postings: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
-        let mut columns = ColumnsBuilder::default();
-        for (row, stored) in entries.iter().enumerate() {
-            let row = u32::try_from(row).unwrap_or(u32::MAX);
-            let keys: BTreeSet<String> = index_keys(&stored.entry);
-            for key in keys {
-                postings.entry(key).or_default().push(row);
-            }
-            columns.push(stored);
-        }
+        let SegmentIndex { postings: keys, columns } = match index {
+            Some(index) => index,
+            None => SegmentIndex::build(entries),
+        };
         let mut terms = Vec::new();
-        let keys: Vec<(String, Vec<u32>)> = postings.into_iter().collect();
         for chunk in keys.chunks(KEYS_PER_BLOCK) {
             let mut raw = Vec::new();
             for (key, rows) in chunk {
@@ -120,7 +143,7 @@ impl Segment {
             out.extend_from_slice(&compressed);
         }
 
-        let mut columns = columns.columns;
+        let mut columns = columns;
         let min_ts = columns.timestamps.iter().copied().min().unwrap_or(0);
         let max_ts = columns.timestamps.iter().copied().max().unwrap_or(0);
         let min_id = columns.ids.iter().copied().min().unwrap_or(0);

@@ -239,3 +239,34 @@ fn many_keys_across_term_blocks_are_found_after_a_flush() {
     assert_eq!(everything(&store, "request_id:req-000007d0").len(), 0);
     assert_eq!(everything(&store, "request_id:req-000007cf").len(), 1);
 }
+
+#[test]
+fn a_flush_carries_the_head_index_over_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    sample(&store);
+    let head = store.head.read();
+    let all = head.entries();
+    let mut rows: Vec<u32> =
+        (0..all.len() as u32).filter(|r| all[*r as usize].entry.timestamp.as_millis() % 2 == 0).collect();
+    rows.sort_by_key(|r| (all[*r as usize].entry.timestamp, all[*r as usize].id));
+    let entries: Vec<Arc<StoredEntry>> = rows.iter().map(|r| all[*r as usize].clone()).collect();
+    let carried = head.segment_index(&rows);
+    let built = segment::SegmentIndex::build(&entries);
+    assert_eq!(carried.postings, built.postings);
+    let resolve = |c: &partition::Columns| -> Vec<(u64, i64, u8, String, String, u32)> {
+        (0..c.ids.len())
+            .map(|i| {
+                (
+                    c.ids[i],
+                    c.timestamps[i],
+                    c.levels[i],
+                    c.category_names[c.categories[i] as usize].clone(),
+                    c.template_texts[c.templates[i] as usize].clone(),
+                    c.message_bytes[i],
+                )
+            })
+            .collect()
+    };
+    assert_eq!(resolve(&carried.columns), resolve(&built.columns));
+}
