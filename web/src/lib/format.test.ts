@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatBytes, formatLabels, formatSeconds, formatValue, parseDuration } from "./format";
+import { formatBytes, formatLabels, formatSeconds, formatValue, parseDuration, unitFor } from "./format";
 import { errorMessage, readCookie, stepFor } from "./api";
 import { rangeFromParams, refreshEvery } from "./timerange";
 
@@ -77,5 +77,15 @@ describe("refresh pace", () => {
     expect(refreshEvery(900)).toBe(1000);
     expect(refreshEvery(3600)).toBe(1000);
     expect(refreshEvery(86400)).toBe(24000);
+  });
+});
+
+describe("unit guessing", () => {
+  it("reads Prometheus's naming conventions", () => {
+    expect(unitFor('node_memory_MemTotal_bytes{job="node"}')).toBe("bytes");
+    expect(unitFor("rate(node_network_receive_bytes_total[5m])")).toBe("bytes_per_second");
+    expect(unitFor("histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))")).toBe("seconds");
+    expect(unitFor("rate(http_requests_total[1m])")).toBe("per_second");
+    expect(unitFor("node_load1")).toBe("number");
   });
 });

@@ -107,3 +107,14 @@ export function formatLabels(metric: Record<string, string>): string {
     .join(", ");
   return rest ? `${name}{${rest}}` : name || "{}";
 }
+
+/** A unit guessed from a PromQL expression's metric names (Prometheus naming conventions). */
+export function unitFor(query: string): Unit {
+  const q = query.replace(/\s+/g, "");
+  const perSecond = /\b(rate|irate|deriv)\(/.test(q);
+  if (/_bytes(_total)?\b/.test(q)) return perSecond ? "bytes_per_second" : "bytes";
+  if (/_seconds(_total|_sum|_bucket)?\b/.test(q) && !perSecond) return "seconds";
+  if (/^histogram_quantile\(/.test(q) && /_seconds_bucket/.test(q)) return "seconds";
+  if (/_total\b/.test(q) && perSecond) return "per_second";
+  return "number";
+}

@@ -3,7 +3,7 @@ import { ChartPanel } from "../components/ChartPanel";
 import { RangePicker } from "../components/RangePicker";
 import { Empty, ErrorBox, Loading, Panel, Tabs, useLoad } from "../components/ui";
 import { api, queryInstant, type InstantResult } from "../lib/api";
-import { formatLabels } from "../lib/format";
+import { formatLabels, unitFor } from "../lib/format";
 import { useI18n } from "../lib/i18n";
 import { setParams, useLocation } from "../lib/router";
 import { useTimeRange } from "../lib/timerange";
@@ -86,7 +86,7 @@ export function ExplorePage() {
           title={query}
           queries={[query]}
           range={range}
-          unit="number"
+          unit={unitFor(query)}
           height={360}
           label={(m) => formatLabels(m)}
           testId="explore-graph"
