@@ -2,7 +2,7 @@
 // playwright-core. HUBMON_BIN picks the binary (default: target/release/hubmon, else
 // target/debug/hubmon); CHROMIUM the browser (default /usr/bin/chromium).
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -72,12 +72,14 @@ export async function startHubmon(): Promise<Hubmon> {
     base,
     process: child,
     log,
-    stop: () =>
-      new Promise<void>((ok) => {
+    stop: async () => {
+      await new Promise<void>((ok) => {
         if (child.exitCode !== null) return ok();
         child.once("exit", () => ok());
         child.kill("SIGTERM");
-      }),
+      });
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
