@@ -33,7 +33,7 @@ pub mod settings;
 pub mod template;
 
 pub use error::Error;
-pub use message::{AlertMessage, MessageKind};
+pub use message::{AlertMessage, MessageKind, TemplateOverride};
 pub use notifier::{ChannelInput, ChannelView, Config, Enqueued, Notifier, SendReport, Stats};
 pub use settings::{ChannelKind, ChannelSettings};
 

@@ -59,15 +59,42 @@ pub struct AlertMessage {
     #[serde(default)]
     pub group_labels: BTreeMap<String, String>,
     pub alerts: Vec<Alert>,
+    /// Templates of the rule that fired, replacing the channel's: check them when the rule is
+    /// saved with [`crate::template::validate_override`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<TemplateOverride>,
+}
+
+/// A rule's own title and body templates (minijinja, the context `template` documents).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateOverride {
+    pub title: Option<String>,
+    pub body: Option<String>,
 }
 
 impl AlertMessage {
     pub fn new(kind: MessageKind, group_key: impl Into<String>, alerts: Vec<Alert>) -> Self {
-        Self { kind, group_key: group_key.into(), group_labels: BTreeMap::new(), alerts }
+        Self { kind, group_key: group_key.into(), group_labels: BTreeMap::new(), alerts, templates: None }
     }
 
     /// A message that says nothing is wrong: for trying a channel out.
     pub fn test(channel_name: &str) -> Self {
+        Self::test_in(channel_name, crate::template::Language::En)
+    }
+
+    /// [`AlertMessage::test`] worded in `language`.
+    pub fn test_in(channel_name: &str, language: crate::template::Language) -> Self {
+        let (summary, description) = match language {
+            crate::template::Language::En => (
+                format!("Test notification for channel {channel_name}"),
+                "hubmon sent this message to check that the channel works. No action is needed.".to_string(),
+            ),
+            crate::template::Language::Zh => (
+                format!("通知渠道 {channel_name} 的测试消息"),
+                "这是 hubmon 发送的测试消息，用于确认该渠道可用，无需处理。".to_string(),
+            ),
+        };
         let alert = Alert {
             status: AlertStatus::Firing,
             labels: BTreeMap::from([
@@ -75,13 +102,7 @@ impl AlertMessage {
                 ("severity".to_string(), "info".to_string()),
                 ("channel".to_string(), channel_name.to_string()),
             ]),
-            annotations: BTreeMap::from([
-                ("summary".to_string(), format!("Test notification for channel {channel_name}")),
-                (
-                    "description".to_string(),
-                    "hubmon sent this message to check that the channel works. No action is needed.".to_string(),
-                ),
-            ]),
+            annotations: BTreeMap::from([("summary".to_string(), summary), ("description".to_string(), description)]),
             starts_at: Timestamp::now(),
             ends_at: None,
             generator_url: None,
@@ -167,5 +188,14 @@ mod tests {
         assert_eq!(message.title_severity(), Severity::Warning);
         assert_eq!(message.common_labels(), BTreeMap::from([("alertname".to_string(), "Down".to_string())]));
         assert_eq!(message.name(), "Down");
+    }
+
+    #[test]
+    fn test_messages_speak_the_channels_language() {
+        let zh = AlertMessage::test_in("值班", crate::template::Language::Zh);
+        assert_eq!(zh.alerts[0].annotations["summary"], "通知渠道 值班 的测试消息");
+        assert_eq!(zh.kind, MessageKind::Test);
+        assert_eq!(zh.title_severity(), Severity::Info);
+        assert!(AlertMessage::test("ops").alerts[0].annotations["summary"].contains("Test notification"));
     }
 }

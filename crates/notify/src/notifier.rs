@@ -350,7 +350,8 @@ impl Notifier {
         if !channel.enabled {
             return Err(Error::ChannelDisabled(channel.name));
         }
-        let message = AlertMessage::test(&channel.name);
+        let language = self.settings_of(&channel).map(|s| s.templates.language()).unwrap_or_default();
+        let message = AlertMessage::test_in(&channel.name, language);
         let dedup_key = format!("test:{:016x}", rand::random::<u64>());
         let written = self.enqueue_with(&[id], &message, &dedup_key, Some(1)).await?;
         let notification_id = written.first().map(|e| e.notification_id).ok_or(Error::ChannelDisabled(channel.name))?;
@@ -361,7 +362,7 @@ impl Notifier {
     pub async fn test_inline(&self, input: ChannelInput) -> Result<SendReport> {
         let kind: ChannelKind = input.kind.parse()?;
         let settings = ChannelSettings::parse(kind, &input.config)?;
-        let message = AlertMessage::test(&input.name);
+        let message = AlertMessage::test_in(&input.name, settings.templates.language());
         Ok(self.send_once(&input.name, None, &settings, &message).await)
     }
 

@@ -89,6 +89,10 @@ pub struct Templates {
 }
 
 impl Templates {
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
     /// The defaults for `kind`, with any override; each override is compiled and tried on a
     /// sample message.
     pub fn new(
@@ -123,15 +127,19 @@ impl Templates {
         Ok(templates)
     }
 
-    /// Renders `message`. A failure names the template and the problem.
+    /// Renders `message`, with the rule's templates where it brings them. A failure names the
+    /// template and the problem.
     pub fn render(&self, message: &AlertMessage, context: &RenderContext) -> Result<Rendered, String> {
+        let rule = message.templates.as_ref();
+        let title_source = rule.and_then(|t| t.title.as_deref()).unwrap_or(&self.title);
+        let body_source = rule.and_then(|t| t.body.as_deref()).unwrap_or(&self.body);
         let title_env = environment(false);
         let title = title_env
-            .render_str(&self.title, self.values(message, context, ""))
+            .render_str(title_source, self.values(message, context, ""))
             .map_err(|e| format!("title template: {}", describe(&e)))?;
         let title = one_line(&title);
         let body = environment(self.format.escapes_html())
-            .render_str(&self.body, self.values(message, context, &title))
+            .render_str(body_source, self.values(message, context, &title))
             .map_err(|e| format!("body template: {}", describe(&e)))?;
         let html = match &self.html {
             Some(source) => Some(
@@ -174,6 +182,27 @@ impl Templates {
             t => words,
         }
     }
+}
+
+/// Checks a rule's templates as [`Templates::new`] checks a channel's: compiled and rendered
+/// against a sample message. Errors name `templates.title` or `templates.body`.
+pub fn validate_override(templates: &crate::message::TemplateOverride) -> Result<()> {
+    let mut sample = AlertMessage::test("sample");
+    sample.templates = Some(templates.clone());
+    let context = RenderContext { external_url: Some("http://hubmon.invalid/".into()) };
+    for (field, source) in [("templates.title", &templates.title), ("templates.body", &templates.body)] {
+        if let Some(source) = source {
+            environment(false).template_from_str(source).map_err(|e| Error::invalid(field, describe(&e)))?;
+        }
+    }
+    for kind in [ChannelKind::Slack, ChannelKind::Telegram, ChannelKind::Email] {
+        let defaults = Templates::new(kind, Language::En, None, None, None)?;
+        defaults.render(&sample, &context).map_err(|problem| {
+            let field = if problem.starts_with("title") { "templates.title" } else { "templates.body" };
+            Error::invalid(field, problem)
+        })?;
+    }
+    Ok(())
 }
 
 fn environment(escape_html: bool) -> Environment<'static> {
@@ -476,6 +505,23 @@ mod tests {
             Templates::new(ChannelKind::Email, Language::En, Some("a\r\nBcc: x@y.z {{ name }}".into()), None, None)
                 .unwrap();
         assert_eq!(custom.render(&message(), &context).unwrap().title, "a Bcc: x@y.z HighCPU");
+    }
+
+    #[test]
+    fn a_rules_templates_replace_the_channels() {
+        let mut message = message();
+        message.templates = Some(crate::message::TemplateOverride {
+            title: Some("CPU hot on {{ alerts[0].labels.instance }}".into()),
+            body: Some("{{ alerts[0].value }} > 90%".into()),
+        });
+        let slack = Templates::new(ChannelKind::Slack, Language::En, Some("channel title".into()), None, None).unwrap();
+        let rendered = slack.render(&message, &RenderContext::default()).unwrap();
+        assert_eq!(rendered.title, "CPU hot on web-1");
+        assert_eq!(rendered.body, "93.5% > 90%");
+        let bad = crate::message::TemplateOverride { title: None, body: Some("{{ value | nosuch }}".into()) };
+        let error = validate_override(&bad).unwrap_err();
+        assert!(matches!(error, Error::InvalidSettings { ref field, .. } if field == "templates.body"), "{error}");
+        assert!(validate_override(&crate::message::TemplateOverride::default()).is_ok());
     }
 
     #[test]
