@@ -107,8 +107,12 @@ pub struct DatabaseTarget {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisTarget {
-    /// `redis://[:password@]host:6379[/db]`. Secret.
+    /// `redis://[:password@]host:6379[/db]`, or `rediss://` for TLS (verified against the
+    /// public roots or `ca_file`; a `#insecure` ending skips verification). Secret.
     pub url: String,
+    /// A PEM file of the CA that signed the server's certificate (a private CA), for `rediss://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -425,8 +429,8 @@ impl Definition {
                 }
             }
             Target::Redis(t) => {
-                if !t.url.starts_with("redis://") {
-                    return bad("url must start with redis:// (TLS, rediss://, is not supported yet)".into());
+                if !(t.url.starts_with("redis://") || t.url.starts_with("rediss://")) {
+                    return bad("url must start with redis:// or rediss:// (TLS)".into());
                 }
             }
             Target::Http(t) => {

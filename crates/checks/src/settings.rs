@@ -81,7 +81,7 @@ impl Settings {
             add("mysql", Target::Mysql(database(&self.mysql_url)));
         }
         if !self.redis_url.is_empty() {
-            add("redis", Target::Redis(RedisTarget { url: self.redis_url.clone() }));
+            add("redis", Target::Redis(RedisTarget { url: self.redis_url.clone(), ca_file: None }));
         }
         out
     }

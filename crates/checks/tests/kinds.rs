@@ -125,6 +125,25 @@ async fn redis_is_healthy_times_out_while_it_sleeps_and_recovers() {
 }
 
 #[tokio::test]
+async fn redis_over_tls_is_verified_against_a_private_ca() {
+    let h = Harness::new().await;
+    let server = harness::TlsRedis::start().await;
+    let url = format!("rediss://127.0.0.1:{}", server.port);
+    let ca_file = server.ca_file.to_str().unwrap();
+    let ok = h.run(json!({"name": "tls-cache", "kind": "redis", "url": url, "ca_file": ca_file})).await;
+    assert_eq!(ok.observed, Healthy, "{}", ok.message);
+    assert_eq!(ok.details["role"], "master");
+    let unknown_ca = h.run(json!({"name": "tls-cache-unverified", "kind": "redis", "url": url})).await;
+    assert_eq!(unknown_ca.observed, Unhealthy);
+    assert!(unknown_ca.message.to_lowercase().contains("certificate"), "{}", unknown_ca.message);
+    let insecure =
+        h.run(json!({"name": "tls-cache-insecure", "kind": "redis", "url": format!("{url}/#insecure")})).await;
+    assert_eq!(insecure.observed, Healthy, "{}", insecure.message);
+    let plain = h.run(json!({"name": "plain-to-tls", "kind": "redis", "url": format!("redis://127.0.0.1:{}", server.port), "interval": "5s", "timeout": "1s"})).await;
+    assert_eq!(plain.observed, Unhealthy, "plain text to a TLS port: {}", plain.message);
+}
+
+#[tokio::test]
 async fn http_checks_status_body_json_latency_and_redirects() {
     let h = Harness::new().await;
     let server = harness::http_server().await;

@@ -1,5 +1,5 @@
 //! `redis`: `PING`, then the essentials of `INFO` (version, role, used memory, connected
-//! clients). A fresh connection every run.
+//! clients). A fresh connection every run; `rediss://` speaks TLS (rustls).
 
 use std::time::Instant;
 
@@ -16,10 +16,20 @@ pub struct RedisProbe {
 
 impl RedisProbe {
     pub fn new(target: &RedisTarget) -> Result<Self, Failure> {
-        let client =
-            redis::Client::open(target.url.as_str()).map_err(|e| Failure::new(format!("invalid Redis url: {e}")))?;
+        let invalid = |e: redis::RedisError| Failure::new(format!("invalid Redis url: {e}"));
+        let client = match &target.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| Failure::new(format!("cannot read ca_file {}: {e}", path.display())))?;
+                let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
+                redis::Client::build_with_tls(target.url.as_str(), certificates).map_err(invalid)?
+            }
+            None => redis::Client::open(target.url.as_str()).map_err(invalid)?,
+        };
         let (host, port) = match &client.get_connection_info().addr {
-            redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+            redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                (host.clone(), *port)
+            }
             other => (other.to_string(), 0),
         };
         Ok(Self { client, host, port })

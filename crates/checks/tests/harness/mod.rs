@@ -354,3 +354,65 @@ pub fn via(url: &str, address: SocketAddr) -> String {
     parsed.set_port(Some(address.port())).unwrap();
     parsed.to_string()
 }
+
+/// A Redis server of its own speaking only TLS, with a certificate from a generated CA.
+pub struct TlsRedis {
+    pub port: u16,
+    pub ca_file: PathBuf,
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    pub async fn start() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+        let now = time::OffsetDateTime::now_utc();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca_params.not_before = now - time::Duration::days(1);
+        ca_params.not_after = now + time::Duration::days(30);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(30);
+        let certificate = params.signed_by(&key, &ca, &ca_key).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let ca_file = write("ca.pem", ca.pem());
+        let cert_file = write("redis.pem", certificate.pem());
+        let key_file = write("redis.key", key.serialize_pem());
+        let port = closed_port();
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--tls-auth-clients", "no"])
+            .arg("--tls-port")
+            .arg(port.to_string())
+            .arg("--tls-cert-file")
+            .arg(&cert_file)
+            .arg("--tls-key-file")
+            .arg(&key_file)
+            .arg("--tls-ca-cert-file")
+            .arg(&ca_file)
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("this test starts redis-server with TLS, but it cannot run ({e}); `source .ci/services.sh` installs it")
+            });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server with TLS did not listen on {port} within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { port, ca_file, _child: child, _dir: dir }
+    }
+}

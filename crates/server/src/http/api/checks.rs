@@ -27,7 +27,7 @@ impl From<hubmon_checks::Error> for ApiError {
 const DEFINITION_DOC: &str = "A check definition, one flat JSON object. Common fields: `name` (unique), `kind` \
 (`postgres`, `mysql`, `redis`, `http`, `tcp`, `system`, `state_store`), `interval` (default `30s`), `timeout` \
 (default `10s`, at most the interval), `failures_before_unhealthy` (3), `successes_before_healthy` (2), \
-`degraded_latency` (none), `critical` (true), `enabled` (true). Per kind: postgres/mysql `url`, `query`; redis `url`; \
+`degraded_latency` (none), `critical` (true), `enabled` (true). Per kind: postgres/mysql `url`, `query`; redis `url` (`redis://` or `rediss://`), `ca_file`; \
 http `url`, `method`, `headers`, `body`, `expected_status` (default any 2xx), `body_contains`, `body_regex`, \
 `json_path` + `json_equals`, `follow_redirects` (true), `tls_verify` (true), `ca_file`, `cert_expiry_days` (14); tcp \
 `address` (host:port); system `cpu_degraded`/`cpu_unhealthy` (80/90), `memory_*` (85/95), `disk_*` (90/95). URLs and \
