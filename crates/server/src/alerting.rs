@@ -537,6 +537,57 @@ impl Alerting {
             .collect()
     }
 
+    /// The enabled API and default rules as a Prometheus rule file (the hubmon-only settings,
+    /// cooldown, channels and notify_on_resolve, have no place there and are left out).
+    pub fn export_yaml(&self) -> anyhow::Result<String> {
+        #[derive(Serialize)]
+        struct File {
+            groups: Vec<Group>,
+        }
+        #[derive(Serialize)]
+        struct Group {
+            name: String,
+            interval: String,
+            rules: Vec<Rule>,
+        }
+        #[derive(Serialize)]
+        struct Rule {
+            alert: String,
+            expr: String,
+            #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+            hold: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            keep_firing_for: Option<String>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            labels: BTreeMap<String, String>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            annotations: BTreeMap<String, String>,
+        }
+        let runtime = self.runtime();
+        let rules = runtime
+            .api_rules
+            .iter()
+            .filter(|r| r.spec.enabled)
+            .map(|r| Rule {
+                alert: r.rule.name.clone(),
+                expr: r.rule.expr.clone(),
+                hold: r.spec.for_.map(|d| d.to_string()),
+                keep_firing_for: r.spec.keep_firing_for.map(|d| d.to_string()),
+                labels: r.rule.labels.clone(),
+                annotations: r.spec.annotations.clone(),
+            })
+            .collect();
+        let file = File {
+            groups: vec![Group {
+                name: API_GROUP.into(),
+                interval: self.0.config.evaluation_interval.to_string(),
+                rules,
+            }],
+        };
+        let yaml = serde_yaml_ng::to_string(&file).context("cannot write the rules as YAML")?;
+        Ok(format!("# hubmon's API and default rules (enabled ones), as a Prometheus rule file.\n{yaml}"))
+    }
+
     pub fn rule(&self, id: i64) -> Result<RuleView, AlertingError> {
         self.rules().into_iter().find(|r| r.id == id).ok_or_else(|| AlertingError::NotFound(format!("rule {id}")))
     }

@@ -45,6 +45,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/monitoring/alerts", "viewer"),
     ("POST", "/api/v1/monitoring/alerts/rules", "editor"),
     ("GET", "/api/v1/alerts/rules", "viewer"),
+    ("GET", "/api/v1/alerts/rules/export", "viewer"),
     ("GET", "/api/v1/rules/{id}", "viewer"),
     ("PUT", "/api/v1/rules/{id}", "editor"),
     ("DELETE", "/api/v1/rules/{id}", "editor"),

@@ -668,3 +668,37 @@ fn rules_test_agrees_with_promtool() {
         );
     }
 }
+
+/// API rules export as a Prometheus rule file that the real promtool accepts.
+#[tokio::test]
+async fn api_rules_export_as_a_rule_file_promtool_accepts() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let editor = server.token_for_role("editor").await;
+    let rule = json!({"name": "disk_nearly_full", "metric": "node_filesystem_avail_bytes", "op": "<", "threshold": 1e9,
+                      "for": "10m", "keep_firing_for": "5m", "severity": "warning", "cooldown": "1h",
+                      "annotations": {"summary": "{{ $labels.mountpoint }} nearly full"}});
+    let (status, _) = body(
+        server.with_token(Method::POST, "/api/v1/monitoring/alerts/rules", &editor).json(&rule).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let response = server.with_token(Method::GET, "/api/v1/alerts/rules/export", &editor).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    let yaml = response.text().await.unwrap();
+    assert!(yaml.contains("alert: disk_nearly_full") && yaml.contains("alert: high_cpu_usage"), "{yaml}");
+    assert!(yaml.contains("node_filesystem_avail_bytes < 1000000000"), "{yaml}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exported.yml");
+    std::fs::write(&path, &yaml).unwrap();
+    let checked = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .expect("promtool is missing: `source .ci/services.sh` (apt-get install prometheus)");
+    assert!(
+        checked.status.success(),
+        "promtool refused the export:\n{yaml}\n{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    server.stop().await;
+}

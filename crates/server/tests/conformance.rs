@@ -294,6 +294,9 @@ async fn start_prometheus(dir: &std::path::Path) -> (Peer, String) {
     (peer, base)
 }
 
+/// What is asked (for the report), the form parameters, and whether it is a range query.
+type Evaluation = (String, Vec<(&'static str, String)>, bool);
+
 /// One answer, normalised for comparison.
 #[derive(Debug)]
 enum Answer {
@@ -523,7 +526,7 @@ async fn promql_answers_match_prometheus_2_42() {
             Some(q) => (true, q),
             None => (false, *line),
         };
-        let mut evaluations: Vec<(String, Vec<(&str, String)>, bool)> = instants
+        let mut evaluations: Vec<Evaluation> = instants
             .iter()
             .map(|&t| {
                 (

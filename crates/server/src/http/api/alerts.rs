@@ -186,6 +186,14 @@ pub async fn list_rules(State(app): State<AppState>) -> Json<Vec<RuleView>> {
     Json(app.alerting.rules())
 }
 
+/// The API and default rules as a Prometheus rule file (YAML), for promtool or a Prometheus.
+#[utoipa::path(get, path = "/api/v1/alerts/rules/export", tag = "alerts",
+    responses((status = 200, description = "Prometheus rule-file YAML", content_type = "application/yaml")))]
+pub async fn export_rules(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let yaml = app.alerting.export_yaml().map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/yaml")], yaml).into_response())
+}
+
 #[utoipa::path(get, path = "/api/v1/rules/{id}", tag = "alerts", params(("id" = i64, Path)),
     responses((status = 200, body = RuleView), (status = 404, body = crate::http::error::ErrorBody)))]
 pub async fn get_rule(State(app): State<AppState>, Path(id): Path<i64>) -> Result<Json<RuleView>, ApiError> {
