@@ -369,7 +369,11 @@ pub mod transfer {
                 in_batch = 0;
                 let percent = (read_bytes.min(total_bytes) * 100) / total_bytes;
                 let filled = (percent / 5) as usize;
-                eprint!("\r[{}{}] {percent:>3}%  {accepted} stored, {rejected} refused", "#".repeat(filled), " ".repeat(20 - filled));
+                eprint!(
+                    "\r[{}{}] {percent:>3}%  {accepted} stored, {rejected} refused",
+                    "#".repeat(filled),
+                    " ".repeat(20 - filled)
+                );
             }
             if done {
                 break;
