@@ -59,12 +59,11 @@ pub async fn store(app: &AppState, entries: Vec<LogEntry>) -> Result<usize, Stor
     if entries.is_empty() {
         return Ok(0);
     }
-    if app.config.logs.api_metrics {
-        let events: Vec<_> = entries.iter().filter_map(hubmon_ingest::logs::access::request_event).collect();
-        if !events.is_empty() {
-            app.requests.record(events);
-        }
-    }
+    let events: Vec<_> = if app.config.logs.api_metrics {
+        entries.iter().filter_map(hubmon_ingest::logs::access::request_event).collect()
+    } else {
+        Vec::new()
+    };
     let count = entries.len();
     let logs = app.logs.store.clone();
     tokio::task::spawn_blocking(move || logs.append(entries)).await.map_err(|e| StoreFailed(e.to_string()))?.map_err(
@@ -73,6 +72,10 @@ pub async fn store(app: &AppState, entries: Vec<LogEntry>) -> Result<usize, Stor
             StoreFailed(e.to_string())
         },
     )?;
+    // Only stored lines count as requests, so a retried batch is not counted twice.
+    if !events.is_empty() {
+        app.requests.record(events);
+    }
     Ok(count)
 }
 
