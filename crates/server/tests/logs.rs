@@ -916,7 +916,8 @@ setTimeout(() => process.exit(0), 15000);
         .spawn()
         .expect("node (Debian package nodejs, version 20 or later) must be installed");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let mut next =
+        async || tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.unwrap().unwrap().unwrap();
     let mut first = next().await;
     if first == "open" {
         first = next().await;
