@@ -118,8 +118,9 @@ impl Runner {
         self.record(entry, observation).await
     }
 
-    /// Applies the latency threshold and damping to `observation` and records it.
-    pub async fn record(&self, entry: &Entry, mut observation: Observation) -> LastRun {
+    /// Applies the latency threshold and damping to `observation` and records it; only under
+    /// `run_lock` (from [`Runner::run_once`]).
+    async fn record(&self, entry: &Entry, mut observation: Observation) -> LastRun {
         let definition = &entry.definition;
         if let (Some(limit), Some(latency)) = (definition.degraded_latency, observation.latency)
             && latency > limit.as_duration()
@@ -135,22 +136,20 @@ impl Runner {
             successes_before_healthy: definition.successes_before_healthy,
         };
         let at = Timestamp::now();
-        let (transition, reported) = {
-            let mut state = entry.state.lock();
-            let transition = state.tracker.observe(observation.status, damping, at);
-            let reported = state.tracker.reported();
-            if observation.status == HealthStatus::Unhealthy && reported != HealthStatus::Unhealthy {
-                observation.message = format!(
-                    "{} (failure {} of {} before unhealthy)",
-                    observation.message,
-                    state.tracker.failures(),
-                    definition.failures_before_unhealthy
-                );
-            }
-            let run = LastRun { at, observation: observation.clone(), reported };
-            state.last = Some(run);
-            (transition, reported)
-        };
+        // Damping runs on a copy that is published only after the result is stored, so what
+        // the health report shows is already in the history and the metrics. Runs of one
+        // check never overlap (`run_lock`), so no other run updates the tracker meanwhile.
+        let mut tracker = entry.state.lock().tracker.clone();
+        let transition = tracker.observe(observation.status, damping, at);
+        let reported = tracker.reported();
+        if observation.status == HealthStatus::Unhealthy && reported != HealthStatus::Unhealthy {
+            observation.message = format!(
+                "{} (failure {} of {} before unhealthy)",
+                observation.message,
+                tracker.failures(),
+                definition.failures_before_unhealthy
+            );
+        }
         let run = LastRun { at, observation, reported };
         self.write_metrics(metrics::result_series(
             &definition.name,
@@ -161,6 +160,9 @@ impl Runner {
         ))
         .await;
         self.write_history(entry, &run, transition).await;
+        let mut state = entry.state.lock();
+        state.tracker = tracker;
+        state.last = Some(run.clone());
         run
     }
 

@@ -253,7 +253,15 @@ async fn the_public_status_page_is_off_by_default_and_leaks_nothing_internal() {
     .await;
     let viewer = server.token_for_role("viewer").await;
     report_until(&server, &viewer, |r| r["status"] == "unhealthy").await;
-    let (status, page) = body(reqwest::get(server.url("/status.json")).await.unwrap()).await;
+    // The status change is written to the store just after the report shows it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (status, page) = loop {
+        let (status, page) = body(reqwest::get(server.url("/status.json")).await.unwrap()).await;
+        if !page["components"][0]["uptime_90d"].is_null() || Instant::now() > deadline {
+            break (status, page);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["status"], "unhealthy");
     let component = &page["components"][0];
