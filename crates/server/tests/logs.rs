@@ -19,6 +19,10 @@ use common::{Backend, TestServer, body};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
 async fn server() -> (TestServer, String) {
     let server = TestServer::start(Backend::Sqlite).await;
     let token = server.admin_token().await;
@@ -77,25 +81,33 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(seconds: u64,
 async fn bad_lines_are_refused_by_index_and_good_ones_are_searchable_at_once() {
     let (server, token) = server().await;
     let mut payload = String::new();
-    payload.push_str(
-        r#"{"timestamp":"2024-05-01T12:00:00Z","level":"WARN","msg":"disk almost full","host":"db1","category":"DB"}"#,
-    );
+    let now = now_ms();
+    payload.push_str(&format!(
+        r#"{{"timestamp":{},"level":"WARN","msg":"disk almost full","host":"db1","category":"DB"}}"#,
+        now - 60_000
+    ));
     payload.push('\n');
     payload.push_str("{oops\n");
-    payload
-        .push_str(r#"{"ts":1714564801000,"lvl":"err","message":"Payment declined","request_id":"r-77","status":502}"#);
+    payload.push_str(&format!(
+        r#"{{"ts":"{}","lvl":"err","message":"Payment declined","request_id":"r-77","status":502}}"#,
+        (now - 59_000) * 1_000_000
+    ));
     payload.push('\n');
     payload.push_str(r#"{"level":"info"}"#);
     payload.push('\n');
     payload.push_str(&format!("{{\"message\":\"{}\"}}\n", "x".repeat(300 * 1024)));
     payload.push_str(r#"{"message":"no time given"}"#);
+    payload.push('\n');
+    // Older than the retention (7 days): it would be deleted at once, so it is refused.
+    payload.push_str(r#"{"message":"from 2024","timestamp":"2024-05-01T12:00:00Z"}"#);
     let (status, result) = post_logs(&server, &token, "application/x-ndjson", payload).await;
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["accepted"], 3);
-    assert_eq!(result["rejected"], 3);
+    assert_eq!(result["rejected"], 4);
     let indexes: Vec<u64> =
         result["rejections"].as_array().unwrap().iter().map(|r| r["index"].as_u64().unwrap()).collect();
-    assert_eq!(indexes, [1, 3, 4]);
+    assert_eq!(indexes, [1, 3, 4, 6]);
+    assert!(result["rejections"][3]["reason"].as_str().unwrap().contains("retention"), "{result}");
     assert!(result["rejections"][2]["reason"].as_str().unwrap().contains("limit"), "{result}");
 
     // Searchable in the same instant the ingest was acknowledged.
@@ -324,7 +336,7 @@ async fn search_results_equal_grep_and_field_filters_on_a_generated_corpus() {
 #[tokio::test]
 async fn stats_count_levels_and_categories_per_bucket_with_top_messages() {
     let (server, token) = server().await;
-    let base = 1_714_564_800_000i64;
+    let base = now_ms() - 7_200_000;
     let mut payload = String::new();
     for i in 0..120i64 {
         let level = if i % 4 == 0 { "error" } else { "info" };
@@ -388,7 +400,7 @@ async fn loki_push_json_and_protobuf_with_snappy() {
     let (server, token) = server().await;
     let ns = |ms: i64| (ms * 1_000_000).to_string();
     let json_push = json!({"streams": [{"stream": {"service_name": "shop", "level": "warn"},
-        "values": [[ns(1_714_564_800_000), "cart is slow"], [ns(1_714_564_800_001), "{\"msg\":\"structured\",\"request_id\":\"lk-1\",\"level\":\"error\"}"], ["bad", "x"]]}]});
+        "values": [[ns(now_ms() - 2), "cart is slow"], [ns(now_ms() - 1), "{\"msg\":\"structured\",\"request_id\":\"lk-1\",\"level\":\"error\"}"], ["bad", "x"]]}]});
     let response = server
         .with_token(Method::POST, "/loki/api/v1/push", &token)
         .header("content-type", "application/json")
@@ -412,7 +424,7 @@ async fn loki_push_json_and_protobuf_with_snappy() {
         out
     }
     let mut timestamp = vec![0x08]; // field 1 (seconds), varint
-    let mut seconds = 1_714_564_800u64;
+    let mut seconds = (now_ms() / 1000) as u64;
     while seconds >= 0x80 {
         timestamp.push((seconds as u8) | 0x80);
         seconds >>= 7;

@@ -26,11 +26,15 @@ pub struct Limits {
     pub max_line_bytes: usize,
     /// A line with more free-form fields than this is rejected.
     pub max_fields: usize,
+    /// Lines with an explicit timestamp outside `[oldest, newest]` are rejected: older ones
+    /// would be deleted by retention at once, far-future ones are usually a unit mistake.
+    pub oldest: Option<hubmon_model::Timestamp>,
+    pub newest: Option<hubmon_model::Timestamp>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_line_bytes: 256 * 1024, max_fields: 1000 }
+        Self { max_line_bytes: 256 * 1024, max_fields: 1000, oldest: None, newest: None }
     }
 }
 

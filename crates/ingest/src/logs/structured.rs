@@ -24,7 +24,16 @@ const CATEGORY_KEYS: [&str; 2] = ["category", "cat"];
 /// The message may come back empty; callers decide whether that is acceptable.
 pub fn from_object(mut object: Map<String, Value>, received: Timestamp, limits: &Limits) -> Result<LogEntry, String> {
     let timestamp = match take(&mut object, &TIMESTAMP_KEYS) {
-        Some((key, value)) => parse_timestamp(&value, received).map_err(|e| format!("field {key:?}: {e}"))?,
+        Some((key, value)) => {
+            let timestamp = parse_timestamp(&value, received).map_err(|e| format!("field {key:?}: {e}"))?;
+            if limits.oldest.is_some_and(|oldest| timestamp < oldest) {
+                return Err(format!("timestamp {timestamp} is older than the log retention allows"));
+            }
+            if limits.newest.is_some_and(|newest| timestamp > newest) {
+                return Err(format!("timestamp {timestamp} is too far in the future (check its unit)"));
+            }
+            timestamp
+        }
         None => received,
     };
     let mut entry = LogEntry::new(timestamp, Level::Info, String::new());
@@ -357,6 +366,21 @@ mod tests {
         assert!(error.contains("10000 fields"), "{error}");
         let long = "x".repeat(300 * 1024);
         assert!(parse_line(&long, NOW, &Limits::default()).unwrap_err().contains("limit"));
+    }
+
+    #[test]
+    fn timestamps_outside_the_accepted_window_are_refused() {
+        let limits = Limits {
+            oldest: Some(Timestamp(NOW.0 - 1000)),
+            newest: Some(Timestamp(NOW.0 + 1000)),
+            ..Limits::default()
+        };
+        let at = |ts: i64| from_object(object(json!({"msg": "x", "ts": ts})), NOW, &limits);
+        assert!(at(NOW.0).is_ok());
+        assert!(at(NOW.0 - 5000).unwrap_err().contains("older than the log retention"));
+        assert!(at(NOW.0 + 5000).unwrap_err().contains("future"));
+        let no_time = from_object(object(json!({"msg": "x"})), NOW, &limits).unwrap();
+        assert_eq!(no_time.timestamp, NOW);
     }
 
     #[test]

@@ -73,9 +73,14 @@ impl LogsConfig {
     }
 
     pub fn limits(&self) -> hubmon_ingest::logs::Limits {
+        let now = hubmon_model::Timestamp::now();
+        let retention = i64::try_from(self.retention.as_duration().as_millis()).unwrap_or(i64::MAX / 2);
         hubmon_ingest::logs::Limits {
             max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
             max_fields: usize::try_from(self.max_fields).unwrap_or(usize::MAX),
+            oldest: Some(hubmon_model::Timestamp(now.as_millis().saturating_sub(retention))),
+            // A day ahead covers clock skew and time zones written as UTC by mistake.
+            newest: Some(now.plus(std::time::Duration::from_secs(86_400))),
         }
     }
 }
