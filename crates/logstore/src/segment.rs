@@ -310,6 +310,14 @@ impl Partition for Segment {
             }
             candidate < key
         })?;
+        // Term blocks carry no checksum of their own; a damaged one must not index past the rows.
+        let rows = self.footer.rows;
+        if found.iter().any(|r| *r >= rows) {
+            return Err(Error::Corrupt(format!(
+                "{}: postings of {key:?} point past the last row",
+                self.path.display()
+            )));
+        }
         Ok(found)
     }
 
