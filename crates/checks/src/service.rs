@@ -384,6 +384,9 @@ async fn sync_config_checks(store: &dyn StateStore, secrets: &Secrets, checks: &
         };
         match existing.iter().find(|stored| stored.name == definition.name) {
             Some(stored) => {
+                if stored.source == CheckSource::Api {
+                    tracing::warn!(check = %stored.name, "a check defined through the API is now defined by the config file");
+                }
                 store.update_check(stored.id, row).await?;
             }
             None => {
