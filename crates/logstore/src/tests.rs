@@ -270,3 +270,43 @@ fn a_flush_carries_the_head_index_over_unchanged() {
     };
     assert_eq!(resolve(&carried.columns), resolve(&built.columns));
 }
+
+/// Random and mutated query strings never panic the parsers (they may only be refused).
+#[test]
+fn query_parsers_never_panic_on_garbage() {
+    let seeds = [
+        "level:error \"a b\" -service:(x OR y) status:>=500 (a OR b)",
+        r#"sum by (level) (count_over_time({a="b", c=~"d.*"} |= "x" | json | s >= 5 | line_format "{{.a}}" [5m]))"#,
+        r#"topk(3, rate({a!="b"} !~ "x" | logfmt [1h]))"#,
+    ];
+    let alphabet: Vec<char> = "(){}[]\"`\\:=!~|-<>,. aORNTby0123456789é".chars().collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..5000 {
+        let mut chars: Vec<char> = seeds[round % seeds.len()].chars().collect();
+        for _ in 0..(next() % 6) {
+            let at = (next() as usize) % (chars.len() + 1);
+            match next() % 3 {
+                0 if at < chars.len() => chars[at] = alphabet[(next() as usize) % alphabet.len()],
+                1 => chars.insert(at, alphabet[(next() as usize) % alphabet.len()]),
+                _ if at < chars.len() => {
+                    chars.remove(at);
+                }
+                _ => {}
+            }
+        }
+        let text: String = chars.into_iter().collect();
+        if let Ok(expr) = Expr::parse(&text) {
+            // Lower-casing changes lengths here (İ, ẞ); matching and highlighting must cope.
+            let entry = line(0, Level::Error, "İstanbul ẞ ÉCOLE a b timeout: x=1 [é]");
+            let _ = expr.matches(&entry);
+            let _ = highlights(&entry.message, &expr.highlight_terms());
+        }
+        let _ = logql::LogqlQuery::parse(&text);
+    }
+}

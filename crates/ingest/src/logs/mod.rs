@@ -52,3 +52,51 @@ pub struct Parsed {
     pub entries: Vec<hubmon_model::LogEntry>,
     pub rejections: Vec<LineError>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hubmon_model::Timestamp;
+
+    /// Random and mutated inputs never panic any parser (they may only be refused).
+    #[test]
+    fn parsers_never_panic_on_garbage() {
+        let seeds: [&[u8]; 6] = [
+            br#"{"msg":"a","ts":"2024-05-01T12:00:00Z","level":"warn","fields":{"x":[1,2]}}"#,
+            b"<165>1 2024-05-01T11:59:00Z web1 shop 42 ID [a b=\"1\"] hi",
+            b"<13>May  1 11:58:00 host sshd[1]: ok",
+            br#"{"streams":[{"stream":{"a":"b"},"values":[["1","l"]]}]}"#,
+            b"level=info msg=\"x y\" a=1",
+            b"12 <13>1 - - - - - -",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let limits = Limits::default();
+        let now = Timestamp(1_714_564_800_000);
+        for round in 0..4000 {
+            let mut input = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(next() % 8) {
+                let at = (next() as usize) % (input.len() + 1);
+                match next() % 3 {
+                    0 if at < input.len() => input[at] = next() as u8,
+                    1 => input.insert(at, b"{}[]\"\\<>:=- 0123456789\n\xff"[(next() % 24) as usize]),
+                    _ if at < input.len() => {
+                        input.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            let _ = syslog::parse(&input, now, &limits);
+            let _ = batch::parse(&input, round % 2 == 0, now, &limits);
+            let _ = loki::decode_json(&input, now, &limits);
+            let _ = loki::decode_protobuf(&input, 1 << 20, now, &limits);
+            let _ = structured::parse_line(&String::from_utf8_lossy(&input), now, &limits);
+            let _ = syslog::Framer::default().push(&input, 1024);
+        }
+    }
+}
