@@ -278,10 +278,55 @@ fn extract_fields(entry: &LogEntry, line: &str, labels: &mut Labels, json: bool)
             flatten("", &value, labels);
         }
     } else {
-        for pair in trimmed.split_whitespace() {
-            if let Some((k, v)) = pair.split_once('=') {
-                labels.insert(sanitize(k), v.trim_matches('"').to_string());
+        for (key, value) in logfmt_pairs(trimmed) {
+            labels.insert(sanitize(&key), value);
+        }
+    }
+}
+
+/// `key=value key="quoted \"value\"" flag` pairs; a bare key has an empty value.
+fn logfmt_pairs(text: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
             }
+            key.push(c);
+            chars.next();
+        }
+        if key.is_empty() && chars.peek().is_none() {
+            return pairs;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'=') {
+            chars.next();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next()),
+                        '"' => break,
+                        other => value.push(other),
+                    }
+                }
+            } else {
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() {
+                        break;
+                    }
+                    value.push(c);
+                    chars.next();
+                }
+            }
+        }
+        if !key.is_empty() {
+            pairs.push((key, value));
         }
     }
 }
@@ -897,6 +942,13 @@ mod tests {
         assert_eq!(at_end[0].labels.get("level").map(String::as_str), Some("info"));
         let bytes = metric(&store, r#"sum(bytes_over_time({service="api"}[10m]))"#);
         assert!(bytes[0].points.last().unwrap().1 > 30.0 * 20.0);
+    }
+
+    #[test]
+    fn logfmt_values_may_be_quoted() {
+        let pairs = logfmt_pairs(r#"a=1 msg="two words" q="say \"hi\"" flag"#);
+        let expected = [("a", "1"), ("msg", "two words"), ("q", "say \"hi\""), ("flag", "")];
+        assert_eq!(pairs, expected.map(|(k, v)| (k.to_string(), v.to_string())));
     }
 
     #[test]
