@@ -260,13 +260,13 @@ describe("dashboard", () => {
     await lines.first().locator("mark", { hasText: "timeout" }).waitFor();
     // 120 seeded lines, an error with a timeout every 15th: 8 hits.
     await page.getByTestId("logs-total").filter({ hasText: /^8\b/ }).waitFor();
-    expect(await lines.count()).toBe(8);
+    await expect.poll(() => lines.count(), { timeout: 10_000 }).toBe(8);
     // Expand the newest hit and click its request id: the search narrows to that one line.
     await lines.first().getByRole("button").first().click();
     await lines.first().getByRole("button", { name: "req-105", exact: true }).click();
     await page.waitForURL(/request_id/);
     await page.getByTestId("logs-total").filter({ hasText: /^1\b/ }).waitFor();
-    expect(await lines.count()).toBe(1);
+    await expect.poll(() => lines.count(), { timeout: 10_000 }).toBe(1);
     await screenshot(page, "desktop-logs-search");
 
     await page.getByTestId("live-tail-toggle").check();

@@ -143,10 +143,11 @@ function spark(result: ReturnType<typeof useSparklines>, index: number) {
 function HostCards({ summary }: { summary: Summary }) {
   const { t } = useI18n();
   const host = available(summary.host);
-  const sparks = useSparklines([Q.cpuPercent, Q.memoryPercent, Q.diskPercentMax]);
+  const sparks = useSparklines([Q.cpuPercent, Q.memoryPercent, Q.diskPercentMax, `max(${Q.load1})`]);
   if (!host) {
     return <Empty title={t("unavailable")} hint={summary.host.state === "unavailable" ? summary.host.reason : ""} />;
   }
+  const load = spark(sparks, 3);
   const cards: { key: string; label: string; value: number | null; sub?: string; color: string; index?: number; testId: string }[] = [
     {
       key: "cpu",
@@ -177,7 +178,9 @@ function HostCards({ summary }: { summary: Summary }) {
           </Stat>
         );
       })}
-      <Stat label={t("ov_load")} value={formatValue(host.load1, "number")} testId="card-load" tone="info" />
+      <Stat label={t("ov_load")} value={formatValue(host.load1, "number")} testId="card-load" tone="info">
+        {load ? <Sparkline columns={load} color="#06b6d4" label={t("ov_load")} /> : null}
+      </Stat>
     </div>
   );
 }
@@ -185,13 +188,14 @@ function HostCards({ summary }: { summary: Summary }) {
 function ApiCards({ summary }: { summary: Summary }) {
   const { t } = useI18n();
   const apiStats = available(summary.api);
-  const sparks = useSparklines([API.rps(), API.errorRatio(), API.quantile(0.95)]);
+  const sparks = useSparklines([API.rps(), API.errorRatio(), API.quantile(0.95), API.activeKeys()]);
   if (!apiStats) {
     return <Empty title={t("unavailable")} hint={summary.api.state === "unavailable" ? summary.api.reason : ""} />;
   }
   const rps = spark(sparks, 0);
   const err = spark(sparks, 1);
   const p95 = spark(sparks, 2);
+  const keys = spark(sparks, 3);
   return (
     <div className="grid grid-cards">
       <Stat label={t("ov_requests")} value={formatValue(apiStats.requests_per_second, "per_second")} tone="info" testId="card-rps">
@@ -208,7 +212,9 @@ function ApiCards({ summary }: { summary: Summary }) {
       <Stat label={t("ov_p95")} value={formatValue(apiStats.p95_seconds, "seconds")} tone={toneFor(apiStats.p95_seconds, 0.5, 2)} testId="card-p95">
         {p95 ? <Sparkline columns={p95} color="#10b981" label={t("ov_p95")} /> : null}
       </Stat>
-      <Stat label={t("ov_active_keys")} value={formatValue(apiStats.active_keys, "number")} tone="info" testId="card-keys" />
+      <Stat label={t("ov_active_keys")} value={formatValue(apiStats.active_keys, "number")} tone="info" testId="card-keys">
+        {keys ? <Sparkline columns={keys} color="#8b5cf6" label={t("ov_active_keys")} /> : null}
+      </Stat>
     </div>
   );
 }
