@@ -443,7 +443,8 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
 
 /// `HUBMON_*` variables that are neither an option nor one of the known extras: likely typos.
 pub fn unknown_env_variables(env: &BTreeMap<String, String>) -> Vec<String> {
-    const EXTRAS: [&str; 3] = ["HUBMON_CONFIG", "HUBMON_ADMIN_PASSWORD", "HUBMON_SECRET_KEY"];
+    // HUBMON_TOKEN is read by `hubmon logs export|import`, not by the server.
+    const EXTRAS: [&str; 4] = ["HUBMON_CONFIG", "HUBMON_ADMIN_PASSWORD", "HUBMON_SECRET_KEY", "HUBMON_TOKEN"];
     let known: Vec<String> = env_variables().into_iter().map(|(_, name)| name).collect();
     env.keys()
         .filter(|name| name.starts_with("HUBMON_") && !name.starts_with("HUBMON_TEST_"))
