@@ -216,7 +216,9 @@ async fn a_restart_keeps_api_checks_and_their_history() {
     let server = TestServer::start_with(Backend::Sqlite, |config| config.data_dir = data_dir.clone()).await;
     let editor = server.token_for_role("editor").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let definition = json!({"name": "port", "kind": "tcp", "address": listener.local_addr().unwrap().to_string()});
+    // Disabled, so only the run by hand happens (run now works on disabled checks too).
+    let definition =
+        json!({"name": "port", "kind": "tcp", "address": listener.local_addr().unwrap().to_string(), "enabled": false});
     let (_, created) = send(&server, &editor, Method::POST, "/api/v1/checks", definition).await;
     let id = created["id"].as_i64().unwrap();
     send(&server, &editor, Method::POST, &format!("/api/v1/checks/{id}/run"), json!({})).await;
