@@ -8,8 +8,10 @@
 //! reason instead of a zero that would read as "all fine".
 //!
 //! The same producer compares each round with the last and publishes what changed as events
-//! (`alert`: an alert appeared, changed state or went away; `health`: a check changed status),
-//! so open Alerts and Health pages refresh at once rather than on their next poll.
+//! (`alert`: an alert appeared, changed state or went away; `health`: a check changed status;
+//! `notification` and `inbox`: a recent notification was added or changed state, which is when
+//! an in-app message may have arrived), so open pages refresh at once rather than on their next
+//! poll.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -270,7 +272,12 @@ struct Seen {
     alerts: HashMap<String, (String, &'static str)>,
     checks: HashMap<i64, (String, HealthStatus)>,
     primed: bool,
+    /// Id and status of the newest notifications; `None` until first read.
+    notifications: Option<Vec<(i64, &'static str)>>,
 }
+
+/// How many of the newest notifications are compared each round.
+const RECENT_NOTIFICATIONS: u32 = 20;
 
 /// Publishes the summary and change events to every open stream.
 pub struct Monitor {
@@ -349,11 +356,42 @@ impl Monitor {
                 }
             }
         }
-        *seen = Seen { alerts, checks, primed: true };
+        let notifications = seen.notifications.take();
+        *seen = Seen { alerts, checks, primed: true, notifications };
         drop(seen);
         for change in changes {
             // No receiver is fine: nobody is watching.
             let _ = self.events.send(change);
+        }
+    }
+
+    /// Publishes `notification` and `inbox` when the newest notifications changed since the
+    /// last call. Reads one small page of history, so it runs only while someone is watching.
+    async fn publish_notification_changes(&self, app: &AppState) {
+        let query = hubmon_state::NotificationQuery {
+            channel_id: None,
+            status: None,
+            since: None,
+            until: None,
+            before_id: None,
+            limit: RECENT_NOTIFICATIONS,
+        };
+        let Ok(rows) = app.notifier.history(&query).await else {
+            return;
+        };
+        let recent: Vec<(i64, &'static str)> = rows.iter().map(|n| (n.id, n.status.as_str())).collect();
+        let changed = {
+            let mut seen = self.seen.lock();
+            let changed = seen.notifications.as_ref().is_some_and(|before| *before != recent);
+            seen.notifications = Some(recent);
+            changed
+        };
+        if let (true, Some(newest)) = (changed, rows.first()) {
+            for kind in ["notification", "inbox"] {
+                let state = newest.status.as_str().to_string();
+                let _ =
+                    self.events.send(LiveEvent { kind, id: newest.id.to_string(), name: newest.title.clone(), state });
+            }
         }
     }
 
@@ -380,6 +418,7 @@ pub async fn run(app: AppState, shutdown: CancellationToken) {
         app.monitor.publish_changes(&app);
         if app.monitor.latest.receiver_count() > 0 {
             app.monitor.refresh(&app).await;
+            app.monitor.publish_notification_changes(&app).await;
         }
     }
 }

@@ -178,6 +178,32 @@ async fn the_stream_announces_an_alert_that_starts_firing() {
 }
 
 #[tokio::test]
+async fn the_stream_announces_a_new_in_app_notification() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let token = server.admin_token().await;
+    let channel = serde_json::json!({"name": "inbox", "kind": "in_app", "config": {}});
+    let (status, created) =
+        body(server.with_token(Method::POST, "/api/v1/channels", &token).json(&channel).send().await.unwrap()).await;
+    assert_eq!(status, 201, "{created}");
+    let mut response = server.with_token(Method::GET, "/api/v1/monitoring/stream", &token).send().await.unwrap();
+    // Let the monitor read the history once, so the test message is a change.
+    tokio::time::sleep(hubmon::monitor::SUMMARY_INTERVAL * 2).await;
+    let path = format!("/api/v1/channels/{}/test", created["id"]);
+    let (status, report) = body(server.with_token(Method::POST, &path, &token).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{report}");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !text.contains("event: inbox") {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await;
+        let chunk = chunk.unwrap_or_else(|_| panic!("no inbox event in 15 s; got:\n{text}")).unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: notification"), "{text}");
+    tokio::time::timeout(Duration::from_secs(10), server.stop()).await.unwrap();
+    drop(response);
+}
+
+#[tokio::test]
 async fn the_stream_pushes_summaries_and_ends_at_shutdown() {
     let server = TestServer::start(Backend::Sqlite).await;
     let token = server.admin_token().await;

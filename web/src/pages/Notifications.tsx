@@ -157,6 +157,9 @@ function History() {
     (signal) => api.get<{ notifications: NotificationRow[] }>("/api/v1/notifications?limit=100", signal),
     [Math.floor(tick / 5)],
   );
+  useLiveEvents((type) => {
+    if (type === "notification") history.reload();
+  });
   const [open, setOpen] = useState<number>();
   const [error, setError] = useState<string>();
   const name = (id: number) => channels.data?.find((c) => c.id === id)?.name ?? `#${id}`;

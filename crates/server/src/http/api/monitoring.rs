@@ -27,10 +27,11 @@ pub async fn summary(State(app): State<AppState>) -> Json<Arc<Summary>> {
 
 /// Server-sent events: `summary` (the same document as `/api/v1/monitoring/summary`) at once
 /// and then every couple of seconds; `alert` when an alert appears, changes state or goes
-/// (`state: "gone"`); `health` when a check's status changes; `lagged` when the client fell
-/// behind on events (reload what you show). Ends when the client leaves or hubmon stops.
+/// (`state: "gone"`); `health` when a check's status changes; `notification` and `inbox` when
+/// a recent notification is added or changes state; `lagged` when the client fell behind on
+/// events (reload what you show). Ends when the client leaves or hubmon stops.
 #[utoipa::path(get, path = "/api/v1/monitoring/stream", tag = "monitoring", responses(
-    (status = 200, description = "An event stream (text/event-stream) of `summary`, `alert` and `health` events", content_type = "text/event-stream", body = String),
+    (status = 200, description = "An event stream (text/event-stream) of `summary`, `alert`, `health`, `notification` and `inbox` events", content_type = "text/event-stream", body = String),
 ))]
 pub async fn stream(State(app): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let first = app.monitor.current(&app).await;
