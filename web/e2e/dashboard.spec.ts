@@ -464,6 +464,8 @@ describe("dashboard", () => {
       await p.goto(hubmon.base + target.path);
       await p.getByTestId(target.testId).waitFor();
       await p.waitForTimeout(target.name === "overview" ? 1500 : 800);
+      // The phone runs the light theme: it must pass the same accessibility checks.
+      for (const v of await axeViolations(p)) phoneErrors.push(`axe ${target.path}: ${v}`);
       const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow, `${target.path} scrolls sideways by ${overflow}px`).toBeLessThanOrEqual(1);
       await screenshot(p, `phone-${target.name}`);

@@ -132,7 +132,7 @@ function AlertTable({
       {alerts.length === 0 ? (
         <Empty title={active ? t("ov_alerts_none") : t("al_history_empty")} />
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="table" data-testid={active ? "active-alerts" : "alert-history"}>
             <thead>
               <tr>
@@ -286,7 +286,7 @@ function Silences() {
         {silences.data.length === 0 ? (
           <Empty title={t("al_no_silences")} />
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table" data-testid="silences">
               <thead>
                 <tr>
@@ -373,7 +373,7 @@ function Rules({ active }: { active: Alert[] }) {
         {rules.data.length === 0 ? (
           <Empty title={t("al_no_rules")} />
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table" data-testid="rules">
               <thead>
                 <tr>

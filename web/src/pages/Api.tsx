@@ -147,7 +147,7 @@ function RoutesTable({ service, at }: { service: string | undefined; at: number 
       ) : rows.data.length === 0 ? (
         <Empty title={t("api_no_routes")} />
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="table" data-testid="routes-table">
             <thead>
               <tr>

@@ -130,7 +130,7 @@ function ResultTable({ result }: { result: InstantResult }) {
   }
   if (rows.length === 0) return <Empty title={t("ex_no_result")} />;
   return (
-    <div className="table-wrap">
+    <div className="table-wrap" tabIndex={0}>
       <table className="table" data-testid="explore-table">
         <thead>
           <tr>

@@ -195,7 +195,7 @@ function CheckDetail({ id }: { id: number }) {
         {h.changes.length === 0 ? (
           <Empty title={t("hc_no_changes")} />
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table">
               <thead>
                 <tr>

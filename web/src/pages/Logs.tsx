@@ -181,7 +181,7 @@ function LogStatsPanels({ query, levels, from, to }: { query: string; levels: st
         {data.top_messages.length === 0 ? (
           <Empty title={t("logs_none")} />
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table">
               <thead>
                 <tr>

@@ -180,7 +180,7 @@ function History() {
       {history.data.notifications.length === 0 ? (
         <Empty title={t("nt_history_empty")} />
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="table" data-testid="history-table">
             <thead>
               <tr>

@@ -117,7 +117,7 @@ function Users() {
         ) : !users.data ? (
           <Loading />
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table" data-testid="users-table">
               <thead>
                 <tr>
@@ -258,7 +258,7 @@ function Tokens() {
         ) : tokens.data.length === 0 ? (
           <Empty title={t("set_no_tokens")} />
         ) : (
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table" data-testid="tokens-table">
               <thead>
                 <tr>
@@ -347,7 +347,7 @@ function Audit() {
         <Loading />
       ) : (
         <>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="table" data-testid="audit-table">
               <thead>
                 <tr>
