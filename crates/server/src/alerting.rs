@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
-use hubmon_model::{Appender, Labels, Matcher, Sample, SeriesSamples, Timestamp};
+use hubmon_model::{Appender, Matcher, Timestamp};
 use hubmon_notify::{AlertMessage, MessageKind, Notifier};
 use hubmon_promql::Engine;
 use hubmon_rules::group::{GroupRuntime, evaluate};
@@ -101,7 +101,6 @@ struct Runtime {
     groups: HashMap<String, GroupRuntime>,
     next_evaluation: HashMap<String, i64>,
     muter: Muter,
-    failures: HashMap<String, u64>,
     /// Alerts closed outside an evaluation (rule file reloads), persisted by the next cycle.
     closed_elsewhere: Vec<AlertRecord>,
 }
@@ -113,6 +112,7 @@ struct Inner {
     appender: Arc<dyn Appender>,
     notifier: Notifier,
     external_url: String,
+    rule_metrics: crate::telemetry::RuleMetrics,
     routes: Vec<(Vec<Matcher>, Vec<String>)>,
     runtime: Mutex<Runtime>,
 }
@@ -153,6 +153,7 @@ impl Alerting {
         appender: Arc<dyn Appender>,
         notifier: Notifier,
         external_url: String,
+        rule_metrics: crate::telemetry::RuleMetrics,
     ) -> anyhow::Result<Self> {
         let mut stored = store.list_rules().await.context("cannot read the alert rules")?;
         let fresh = stored.is_empty()
@@ -239,7 +240,6 @@ impl Alerting {
             groups: HashMap::new(),
             next_evaluation: HashMap::new(),
             muter: Muter { silences: Vec::new(), inhibitions },
-            failures: HashMap::new(),
             closed_elsewhere: orphans,
         };
         let alerting = Alerting(Arc::new(Inner {
@@ -249,6 +249,7 @@ impl Alerting {
             appender,
             notifier,
             external_url,
+            rule_metrics,
             routes,
             runtime: Mutex::new(runtime),
         }));
@@ -366,10 +367,8 @@ impl Alerting {
             runtime.next_evaluation.insert(group.name.clone(), at + interval);
             let state = runtime.groups.entry(group.name.clone()).or_default();
             let outcome = evaluate(&self.0.engine, group, &mut runtime.alerts, state, at);
-            let failures = runtime.failures.entry(group.name.clone()).or_default();
-            *failures += outcome.failures;
+            self.0.rule_metrics.observe(&group.name, outcome.failures, state.evaluation_seconds);
             samples.extend(outcome.samples);
-            samples.extend(self_metrics(&group.name, *failures, state.evaluation_seconds, at));
             closed.extend(outcome.closed);
         }
         let expired = runtime.alerts.expire_external(now, ms(self.0.config.resolve_timeout.as_duration()));
@@ -887,20 +886,4 @@ fn load_rule_files(config: &AlertingConfig) -> anyhow::Result<Vec<RuleGroup>> {
         groups.extend(parsed);
     }
     Ok(groups)
-}
-
-/// `hubmon_rule_evaluation_failures_total` and the group's last duration, as series.
-fn self_metrics(group: &str, failures: u64, seconds: f64, at: i64) -> Vec<SeriesSamples> {
-    let series = |name: &str, value: f64| {
-        Labels::new([("__name__".to_string(), name.to_string()), ("rule_group".to_string(), group.to_string())])
-            .ok()
-            .map(|labels| SeriesSamples { labels, samples: vec![Sample::new(at, value)] })
-    };
-    [
-        series("hubmon_rule_evaluation_failures_total", failures as f64),
-        series("hubmon_rule_group_last_duration_seconds", seconds),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
 }

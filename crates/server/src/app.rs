@@ -114,6 +114,7 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
     let (routes, openapi, route_table) = crate::http::api_routes();
     let openapi_json = openapi.to_json().context("cannot render the OpenAPI document")?;
     let query_engine = Arc::new(hubmon_promql::Engine::new(metrics.clone(), config.query.engine_options()));
+    let telemetry = Telemetry::new();
     let alerting = crate::alerting::Alerting::start(
         config.alerting.clone(),
         store.clone(),
@@ -121,6 +122,7 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
         metrics.clone(),
         notifier.clone(),
         config.notify.external_url.trim().trim_end_matches('/').to_string(),
+        telemetry.rules.clone(),
     )
     .await
     .context("cannot start alerting")?;
@@ -142,7 +144,7 @@ pub async fn start(config: Config, admin_password: Option<String>) -> anyhow::Re
         config,
         store,
         auth,
-        telemetry: Telemetry::new(),
+        telemetry,
         query_engine,
         metrics,
         metadata: Default::default(),

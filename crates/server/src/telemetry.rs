@@ -49,8 +49,32 @@ struct BuildLabels {
     version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabels {
+    rule_group: String,
+}
+
+/// Rule evaluation figures, handed to the alerting service.
+#[derive(Clone, Default)]
+pub struct RuleMetrics {
+    evaluations: Family<GroupLabels, Counter>,
+    failures: Family<GroupLabels, Counter>,
+    duration: Family<GroupLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+impl RuleMetrics {
+    /// One evaluation of `group`: how many of its rules failed and how long it took.
+    pub fn observe(&self, group: &str, failed_rules: u64, seconds: f64) {
+        let labels = GroupLabels { rule_group: group.to_string() };
+        self.evaluations.get_or_create(&labels).inc();
+        self.failures.get_or_create(&labels).inc_by(failed_rules);
+        self.duration.get_or_create(&labels).set(seconds);
+    }
+}
+
 /// The metrics hubmon keeps about itself.
 pub struct Telemetry {
+    pub rules: RuleMetrics,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
@@ -91,8 +115,20 @@ impl Telemetry {
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_string() }).set(1);
         registry.register("hubmon_build_info", "Always 1; labels describe the running build", build);
+        let rules = RuleMetrics::default();
+        registry.register("hubmon_rule_evaluations", "Rule group evaluations", rules.evaluations.clone());
+        registry.register(
+            "hubmon_rule_evaluation_failures",
+            "Rule evaluations that failed (the rule's expression returned an error)",
+            rules.failures.clone(),
+        );
+        registry.register(
+            "hubmon_rule_group_last_duration_seconds",
+            "How long the group's last evaluation took",
+            rules.duration.clone(),
+        );
         let started_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        Self { registry, requests, errors, durations, audit_failures, started_at }
+        Self { rules, registry, requests, errors, durations, audit_failures, started_at }
     }
 
     /// Counts one answered request. `route` is the template (`/api/v1/users/{id}`), never

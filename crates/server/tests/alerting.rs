@@ -121,6 +121,10 @@ async fn rules_api_validates_dry_runs_and_manages_rules_and_silences() {
         .unwrap()
         .clone();
     assert_eq!((rule["state"].as_str(), rule["health"].as_str()), (Some("pending"), Some("ok")), "{rule}");
+    let (_, telemetry) = call(Method::GET, "/metrics", &viewer, None).await;
+    let telemetry = telemetry.as_str().unwrap_or_default().to_string();
+    assert!(telemetry.contains(r#"hubmon_rule_evaluation_failures_total{rule_group="hubmon"} 0"#), "{telemetry}");
+    assert!(telemetry.contains(r#"hubmon_rule_evaluations_total{rule_group="hubmon"}"#), "{telemetry}");
     let (_, series) =
         call(Method::GET, "/api/v1/query?query=ALERTS%7Balertname%3D%22warm_room%22%7D", &viewer, None).await;
     assert_eq!(series["data"]["result"][0]["metric"]["alertstate"], "pending", "{series}");
