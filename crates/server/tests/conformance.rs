@@ -574,8 +574,12 @@ async fn promql_answers_match_prometheus_2_42() {
         }
     }
     let summary = format!("{passed} passed, {failed} failed ({} known differences)", known.len());
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/conformance-report.txt");
-    let _ = std::fs::write(&path, format!("PromQL conformance against Prometheus 2.42: {summary}\n\n{report}"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let _ = std::fs::create_dir_all(&target);
+    let path = target.join("conformance-report.txt");
+    std::fs::write(&path, format!("PromQL conformance against Prometheus 2.42: {summary}\n\n{report}")).unwrap();
     println!("PromQL conformance against Prometheus 2.42: {summary}");
     eprintln!("PromQL conformance against Prometheus 2.42: {summary}");
     server.stop().await;
