@@ -1,18 +1,50 @@
 //! The head: lines written since the last flush, in memory with their index, searchable the
 //! moment the append returns. Rows are in arrival order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
-use crate::partition::{Columns, ColumnsBuilder, Partition, index_keys};
+use crate::codec::hash64;
+use crate::partition::{Columns, ColumnsBuilder, KeyKind, Partition, visit_keys};
 use crate::segment::SegmentIndex;
 use crate::{Error, StoredEntry};
 
+/// Keys of the head's maps are already [`hash64`] values; hashing them again is waste.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 << 8) | u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+pub(crate) type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+
+/// The head's index is keyed by the 64-bit [`hash64`] of each key, so indexing a line
+/// allocates nothing. Two keys of one head sharing a hash (odds about n²/2⁶⁵, 3·10⁻⁸ for a
+/// million distinct keys) would make the index answer for both; a search still verifies
+/// every line, only a statistics count could include the other key's lines.
 #[derive(Default)]
 pub(crate) struct Head {
     entries: Vec<Arc<StoredEntry>>,
-    index: HashMap<String, Vec<u32>>,
+    index: KeyMap<Vec<u32>>,
+    /// The text of presence, label and field-value keys (not message tokens), for listings
+    /// and for the segments' key lists; recorded the first time a key is seen.
+    texts: KeyMap<Box<str>>,
     columns: ColumnsBuilder,
+    buffer: Vec<u8>,
     min_ts: i64,
     max_ts: i64,
     bytes: usize,
@@ -27,9 +59,25 @@ impl Head {
 
     pub fn push(&mut self, stored: Arc<StoredEntry>) {
         let row = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-        for key in index_keys(&stored.entry) {
-            self.index.entry(key).or_default().push(row);
-        }
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let (index, texts) = (&mut self.index, &mut self.texts);
+        visit_keys(&stored.entry, &mut buffer, |key, kind| {
+            let hash = hash64(key);
+            if kind != KeyKind::Label {
+                let rows = index.entry(hash).or_default();
+                if rows.last() == Some(&row) {
+                    return;
+                }
+                rows.push(row);
+                if rows.len() > 1 || key.first() == Some(&b'm') {
+                    return;
+                }
+            } else if texts.contains_key(&hash) {
+                return;
+            }
+            texts.insert(hash, String::from_utf8_lossy(key).into());
+        });
+        self.buffer = buffer;
         self.columns.push(&stored);
         let ts = stored.entry.timestamp.as_millis();
         self.min_ts = self.min_ts.min(ts);
@@ -62,7 +110,7 @@ impl Head {
         for (segment_row, head_row) in rows.iter().enumerate() {
             position[*head_row as usize] = u32::try_from(segment_row).unwrap_or(u32::MAX);
         }
-        let mut postings: Vec<(String, Vec<u32>)> = self
+        let mut postings: Vec<(u64, Vec<u32>)> = self
             .index
             .iter()
             .filter_map(|(key, head_rows)| {
@@ -72,10 +120,35 @@ impl Head {
                     return None;
                 }
                 mapped.sort_unstable();
-                Some((key.clone(), mapped))
+                Some((*key, mapped))
             })
             .collect();
-        postings.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        postings.sort_unstable_by_key(|(key, _)| *key);
+        let mut texts: Vec<String> = self
+            .texts
+            .iter()
+            .filter(|(hash, text)| !text.starts_with('v') && postings.binary_search_by_key(*hash, |(k, _)| *k).is_ok())
+            .map(|(_, text)| text.to_string())
+            .collect();
+        // Label keys have no postings: they belong to the segment if one of its rows has them.
+        let mut labels: HashSet<(&str, &str)> = HashSet::new();
+        for row in rows {
+            let entry = &self.entries[*row as usize].entry;
+            labels.insert(("level", entry.level.as_str()));
+            labels.insert(("category", &entry.category));
+            for (name, value) in [("service", &entry.service), ("host", &entry.host), ("module", &entry.module)] {
+                if let Some(value) = value {
+                    labels.insert((name, value));
+                }
+            }
+        }
+        texts.extend(
+            labels
+                .into_iter()
+                .filter(|(_, value)| value.len() <= crate::text::MAX_INDEXED_VALUE_BYTES)
+                .map(|(name, value)| format!("v\u{0}{name}\u{0}{value}")),
+        );
+        texts.sort_unstable();
         let all = &self.columns.columns;
         let pick = |column: &Vec<u32>| rows.iter().map(|r| column[*r as usize]).collect::<Vec<u32>>();
         let columns = Columns {
@@ -88,7 +161,7 @@ impl Head {
             category_names: all.category_names.clone(),
             template_texts: all.template_texts.clone(),
         };
-        SegmentIndex { postings, columns }
+        SegmentIndex { postings, texts, columns }
     }
 }
 
@@ -98,7 +171,7 @@ impl Partition for Head {
     }
 
     fn postings(&self, key: &str) -> Result<Vec<u32>, Error> {
-        Ok(self.index.get(key).cloned().unwrap_or_default())
+        Ok(self.index.get(&hash64(key.as_bytes())).cloned().unwrap_or_default())
     }
 
     fn columns(&self) -> &Columns {
@@ -122,6 +195,7 @@ impl Partition for Head {
     }
 
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
-        Ok(self.index.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        let keys: BTreeSet<&str> = self.texts.values().map(|t| &**t).filter(|t| t.starts_with(prefix)).collect();
+        Ok(keys.into_iter().map(str::to_string).collect())
     }
 }

@@ -15,6 +15,7 @@
 //! a segment at any moment a search can see; the index only narrows, [`query::Expr::matches`]
 //! decides.
 
+mod codec;
 mod head;
 pub mod logql;
 mod partition;
@@ -409,7 +410,7 @@ impl LogStore {
                 part: u32::try_from(part).unwrap_or(u32::MAX),
                 parts,
             };
-            let path = Segment::write(&segment_dir, partition, origin, &entries, Some(index))?;
+            let path = Segment::write(&segment_dir, partition, origin, &entries, index)?;
             written.push(Arc::new(Segment::open(&path)?));
         }
         // The renames must be durable before the WAL files go.

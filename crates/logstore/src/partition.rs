@@ -1,7 +1,10 @@
 //! What the head and a segment have in common for searching: rows numbered from 0, an
 //! inverted index from keys to rows, per-row columns for statistics, and the full entry.
 
-use std::collections::{BTreeSet, HashMap};
+#[cfg(test)]
+use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::Arc;
 
 use hubmon_model::LogEntry;
@@ -60,6 +63,11 @@ pub(crate) trait Partition: Send + Sync {
     fn rows(&self) -> usize;
     /// Rows holding `key`, ascending.
     fn postings(&self, key: &str) -> Result<Vec<u32>, Error>;
+    /// Whether [`Partition::postings`] of `key` are exactly its rows; `false` where the index
+    /// stores a hash that another key of the partition shares (the rows of both are given).
+    fn key_is_exact(&self, _key: &str) -> bool {
+        true
+    }
     fn columns(&self) -> &Columns;
     fn entry(&self, row: u32) -> Result<Arc<StoredEntry>, Error>;
     fn min_ts(&self) -> i64;
@@ -73,35 +81,107 @@ pub(crate) trait Partition: Send + Sync {
 /// Fields that are a line's stream labels in the Loki API.
 pub const STREAM_LABELS: [&str; 5] = ["level", "category", "service", "host", "module"];
 
-/// Every index key of a line: its message tokens, each field's value (when short enough)
-/// and each field's presence. Sorted and unique.
-pub(crate) fn index_keys(entry: &LogEntry) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for token in text::tokens(&entry.message) {
-        if token.chars().count() <= text::MAX_TOKEN_CHARS {
-            keys.insert(text::token_key(&token));
+/// What an index key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    /// A message token or a field value (`m\0…`, `f\0…`): has postings.
+    Value,
+    /// The line has a field (`p\0…`): has postings and is listed by `field_names`.
+    Presence,
+    /// A stream label's value as sent (`v\0…`): only listed, never looked up.
+    Label,
+}
+
+/// Calls `visit` with every index key of a line, built in `buffer` (reused, so indexing a
+/// line allocates nothing once the buffer has grown): its message tokens, each field's value
+/// (lower-cased, when short enough), each field's presence, and the stream labels as sent.
+/// A key may be visited twice (a free-form field named like a model field); callers dedup.
+pub(crate) fn visit_keys(entry: &LogEntry, buffer: &mut Vec<u8>, mut visit: impl FnMut(&[u8], KeyKind)) {
+    let message = entry.message.as_str();
+    for token in message.split(|c: char| !text::is_word_char(c)).filter(|t| !t.is_empty()) {
+        if token.len() > text::MAX_TOKEN_CHARS && token.chars().count() > text::MAX_TOKEN_CHARS {
+            continue;
         }
+        buffer.clear();
+        buffer.extend_from_slice(b"m\0");
+        push_lower(buffer, token);
+        visit(buffer, KeyKind::Value);
     }
-    // Stream labels keep their case for label-value listings (Grafana's label browser).
-    for name in STREAM_LABELS {
-        if let Some(value) = entry.field_text(name).filter(|v| v.len() <= text::MAX_INDEXED_VALUE_BYTES) {
-            keys.insert(format!("v\u{0}{name}\u{0}{value}"));
+    let mut number = String::new();
+    let mut field = |name: &str, value: &str, buffer: &mut Vec<u8>, label: bool| {
+        buffer.clear();
+        buffer.extend_from_slice(b"p\0");
+        buffer.extend_from_slice(name.as_bytes());
+        visit(buffer, KeyKind::Presence);
+        if label && value.len() <= text::MAX_INDEXED_VALUE_BYTES {
+            buffer[0] = b'v';
+            buffer.push(0);
+            buffer.extend_from_slice(value.as_bytes());
+            visit(buffer, KeyKind::Label);
+            buffer.truncate(2 + name.len());
         }
-    }
-    let mut field = |name: &str, value: Option<String>| {
-        if let Some(value) = value {
-            keys.insert(text::field_presence_key(name));
-            let lowered = text::lower(&value);
-            if lowered.len() <= text::MAX_INDEXED_VALUE_BYTES {
-                keys.insert(text::field_key(name, &lowered));
-            }
+        buffer[0] = b'f';
+        buffer.push(0);
+        let at = buffer.len();
+        push_lower(buffer, value);
+        if buffer.len() - at <= text::MAX_INDEXED_VALUE_BYTES {
+            visit(buffer, KeyKind::Value);
         }
     };
-    for name in ["level", "category", "module", "function", "line", "request_id", "user_id", "service", "host"] {
-        field(name, entry.field_text(name));
+    field("level", entry.level.as_str(), buffer, true);
+    field("category", &entry.category, buffer, true);
+    let optional = [
+        ("module", entry.module.as_deref()),
+        ("function", entry.function.as_deref()),
+        ("request_id", entry.request_id.as_deref()),
+        ("user_id", entry.user_id.as_deref()),
+        ("service", entry.service.as_deref()),
+        ("host", entry.host.as_deref()),
+    ];
+    if let Some(line) = entry.line {
+        number.clear();
+        let _ = write!(number, "{line}");
+        field("line", &number, buffer, false);
+    }
+    for (name, value) in optional {
+        if let Some(value) = value {
+            field(name, value, buffer, STREAM_LABELS.contains(&name));
+        }
     }
     for (name, value) in &entry.fields {
-        field(name, hubmon_model::json_text(value));
+        match value {
+            serde_json::Value::Null => {}
+            serde_json::Value::String(s) => field(name, s, buffer, false),
+            serde_json::Value::Number(n) => {
+                number.clear();
+                let _ = write!(number, "{n}");
+                field(name, &number, buffer, false);
+            }
+            serde_json::Value::Bool(b) => field(name, if *b { "true" } else { "false" }, buffer, false),
+            other => field(name, &other.to_string(), buffer, false),
+        }
     }
+}
+
+/// Appends `text` lower-cased the way [`text::lower`] does.
+fn push_lower(buffer: &mut Vec<u8>, value: &str) {
+    if value.is_ascii() {
+        buffer.extend(value.bytes().map(|b| b.to_ascii_lowercase()));
+    } else {
+        let mut utf8 = [0u8; 4];
+        for c in value.chars().flat_map(char::to_lowercase) {
+            buffer.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
+}
+
+/// Every index key of a line as strings, sorted and unique (for tests and the v1 format).
+#[cfg(test)]
+pub(crate) fn index_keys(entry: &LogEntry) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    let mut buffer = Vec::new();
+    visit_keys(entry, &mut buffer, |key, _| {
+        keys.insert(String::from_utf8_lossy(key).into_owned());
+    });
     keys
 }

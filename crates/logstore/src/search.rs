@@ -144,8 +144,11 @@ fn predicate_rows(predicate: &Predicate, part: &dyn Partition) -> Result<Option<
             // One word made only of word characters is exactly its token.
             let exact = tokens.len() == 1 && indexable.len() == 1 && term.chars().all(text::is_word_char);
             let mut result: Option<Vec<u32>> = None;
+            let mut exact = exact;
             for token in indexable {
-                let rows = part.postings(&text::token_key(token))?;
+                let key = text::token_key(token);
+                exact &= part.key_is_exact(&key);
+                let rows = part.postings(&key)?;
                 result = Some(match result {
                     None => rows,
                     Some(current) => intersect(&current, &rows),
@@ -158,19 +161,24 @@ fn predicate_rows(predicate: &Predicate, part: &dyn Partition) -> Result<Option<
                 return Ok(None);
             }
             let mut lists = Vec::new();
+            let mut exact = true;
             for value in values {
-                lists.push(part.postings(&text::field_key(field, value))?);
+                let key = text::field_key(field, value);
+                exact &= part.key_is_exact(&key);
+                lists.push(part.postings(&key)?);
             }
-            Ok(Some((union(lists), true)))
+            Ok(Some((union(lists), exact)))
         }
         Predicate::FieldExists(field) => {
             if field == "timestamp" || field == "message" {
                 return Ok(None);
             }
-            Ok(Some((part.postings(&text::field_presence_key(field))?, true)))
+            let key = text::field_presence_key(field);
+            Ok(Some((part.postings(&key)?, part.key_is_exact(&key))))
         }
         Predicate::FieldCmp { field, op, value } if field == "level" => {
             let mut lists = Vec::new();
+            let mut exact = true;
             for level in Level::ALL {
                 let code = f64::from(level.code());
                 let holds = match op {
@@ -180,10 +188,12 @@ fn predicate_rows(predicate: &Predicate, part: &dyn Partition) -> Result<Option<
                     CmpOp::Le => code <= *value,
                 };
                 if holds {
-                    lists.push(part.postings(&text::field_key("level", level.as_str()))?);
+                    let key = text::field_key("level", level.as_str());
+                    exact &= part.key_is_exact(&key);
+                    lists.push(part.postings(&key)?);
                 }
             }
-            Ok(Some((union(lists), true)))
+            Ok(Some((union(lists), exact)))
         }
         Predicate::FieldCmp { .. } => Ok(None),
     }

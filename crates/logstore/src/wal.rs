@@ -3,7 +3,8 @@
 //! a power cut.
 //!
 //! Files `wal/<seq>.wal`, each a sequence of records `[len: u32 LE][crc32: u32 LE][payload]`
-//! where the payload is one [`StoredEntry`] as JSON. A new file is started whenever the head
+//! where the payload is one [`StoredEntry`] in the binary form of [`crate::codec`] (format 2)
+//! or as JSON (format 1, still replayed after an upgrade: its first byte is `{`). A new file is started whenever the head
 //! is frozen for a flush; a file is deleted once every segment made from it is on disk.
 //! A torn record at the end of the newest file (a crash mid-write) is cut off at open.
 
@@ -11,7 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::{Error, StoredEntry};
+use crate::{Error, StoredEntry, codec};
 
 /// A record larger than this is corruption, not a line (lines are bounded far below it).
 const MAX_RECORD_BYTES: u32 = 64 << 20;
@@ -61,11 +62,17 @@ impl Wal {
     pub fn append(&mut self, entries: &[StoredEntry]) -> Result<(), Error> {
         let mut buffer = Vec::with_capacity(entries.len() * 256);
         for entry in entries {
-            let payload = serde_json::to_vec(entry).map_err(|e| Error::Encode(e.to_string()))?;
-            let len = u32::try_from(payload.len()).map_err(|_| Error::Encode("log line too large".into()))?;
-            buffer.extend_from_slice(&len.to_le_bytes());
-            buffer.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-            buffer.extend_from_slice(&payload);
+            let start = buffer.len();
+            buffer.extend_from_slice(&[0u8; 8]);
+            codec::put_entry(&mut buffer, entry);
+            let payload = &buffer[start + 8..];
+            let len = u32::try_from(payload.len())
+                .ok()
+                .filter(|len| *len <= MAX_RECORD_BYTES)
+                .ok_or_else(|| Error::Encode("log line too large".into()))?;
+            let crc = crc32fast::hash(payload);
+            buffer[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            buffer[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
         }
         self.file.write_all(&buffer).map_err(|e| Error::io("write", &file_path(&self.dir, self.seq), e))?;
         self.dirty = true;
@@ -166,9 +173,14 @@ fn read_file(path: &Path) -> Result<(Vec<StoredEntry>, u64, bool), Error> {
         if crc32fast::hash(&payload) != crc {
             return Ok((entries, good, true));
         }
-        match serde_json::from_slice::<StoredEntry>(&payload) {
-            Ok(entry) => entries.push(entry),
-            Err(_) => return Ok((entries, good, true)),
+        let entry = if payload.first() == Some(&b'{') {
+            serde_json::from_slice::<StoredEntry>(&payload).ok()
+        } else {
+            codec::get_entry(&payload)
+        };
+        match entry {
+            Some(entry) => entries.push(entry),
+            None => return Ok((entries, good, true)),
         }
         good += 8 + u64::from(len);
     }

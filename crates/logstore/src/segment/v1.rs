@@ -1,13 +1,12 @@
-//! Segments: immutable files holding the lines of one hour (by timestamp) from one flush,
-//! sorted by (timestamp, id). See `docs/format.md` for the layout.
+//! Format 1 segments (`HMLOGSG1`: JSON rows, string term dictionary), written by hubmon
+//! before format 2 and still read so that an upgrade keeps the logs it had. Nothing writes
+//! this format any more except the tests that prove it is still read.
 //!
 //! Opening a segment reads only its footer (block table, term directory, columns); row
 //! blocks and term blocks are read with positional reads when a search needs them, and a
 //! few decompressed row blocks are cached.
 
-use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,27 +14,21 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::partition::{Columns, ColumnsBuilder, Partition, index_keys};
+use super::Origin;
+use crate::codec::get_varint;
+use crate::partition::{Columns, Partition};
 use crate::{Error, StoredEntry};
 
-const MAGIC: &[u8; 8] = b"HMLOGSG1";
+pub(super) const MAGIC: &[u8; 8] = b"HMLOGSG1";
 /// Rows per compressed block: small enough that fetching one line decodes little, large
 /// enough for zstd to find the repetition between lines.
 const ROWS_PER_BLOCK: usize = 128;
 /// Index keys per term block.
+#[cfg(test)]
 const KEYS_PER_BLOCK: usize = 128;
+#[cfg(test)]
 const ZSTD_LEVEL: i32 = 3;
 const CACHED_BLOCKS: usize = 32;
-
-/// Where a flush group's segment came from, for crash recovery (see `LogStore::open`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Origin {
-    pub wal_from: u64,
-    pub wal_to: u64,
-    /// This segment's number among the `parts` written from those WAL files.
-    pub part: u32,
-    pub parts: u32,
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Footer {
@@ -62,30 +55,6 @@ pub(crate) struct Segment {
     cache: Mutex<Vec<(usize, Arc<Block>)>>,
 }
 
-/// A segment's index and columns, built from its rows or carried over from the head.
-pub(crate) struct SegmentIndex {
-    /// (key, rows ascending), keys in byte order.
-    pub postings: Vec<(String, Vec<u32>)>,
-    pub columns: Columns,
-}
-
-impl SegmentIndex {
-    /// Indexes `entries` from scratch.
-    pub fn build(entries: &[Arc<StoredEntry>]) -> SegmentIndex {
-        let mut postings: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
-        let mut columns = ColumnsBuilder::default();
-        for (row, stored) in entries.iter().enumerate() {
-            let row = u32::try_from(row).unwrap_or(u32::MAX);
-            let keys: BTreeSet<String> = index_keys(&stored.entry);
-            for key in keys {
-                postings.entry(key).or_default().push(row);
-            }
-            columns.push(stored);
-        }
-        SegmentIndex { postings: postings.into_iter().collect(), columns: columns.columns }
-    }
-}
-
 /// One decompressed row block: JSON lines and where each starts.
 struct Block {
     data: Vec<u8>,
@@ -93,15 +62,12 @@ struct Block {
 }
 
 impl Segment {
-    /// Writes `entries` (already sorted by timestamp, id) as a new segment file; the file
-    /// appears under its final name only once complete and synced.
-    pub fn write(
-        dir: &Path,
-        partition: i64,
-        origin: Origin,
-        entries: &[Arc<StoredEntry>],
-        index: Option<SegmentIndex>,
-    ) -> Result<PathBuf, Error> {
+    /// Writes `entries` (sorted by timestamp, id) as a format 1 segment, the way hubmon did
+    /// before format 2, so the tests can prove old files are still read.
+    #[cfg(test)]
+    pub fn write(dir: &Path, partition: i64, origin: Origin, entries: &[Arc<StoredEntry>]) -> Result<PathBuf, Error> {
+        use crate::codec::put_varint;
+        use std::io::Write;
         let name = format!("{partition:015}-{:010}-{:03}.seg", origin.wal_to, origin.part);
         let path = dir.join(&name);
         let temporary = dir.join(format!("{name}.tmp"));
@@ -120,10 +86,16 @@ impl Segment {
             out.extend_from_slice(&compressed);
         }
 
-        let SegmentIndex { postings: keys, columns } = match index {
-            Some(index) => index,
-            None => SegmentIndex::build(entries),
-        };
+        let mut keys: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+        let mut columns = crate::partition::ColumnsBuilder::default();
+        for (row, stored) in entries.iter().enumerate() {
+            for key in crate::partition::index_keys(&stored.entry) {
+                keys.entry(key).or_default().push(row as u32);
+            }
+            columns.push(stored);
+        }
+        let keys: Vec<(String, Vec<u32>)> = keys.into_iter().collect();
+        let columns = columns.columns;
         let mut terms = Vec::new();
         for chunk in keys.chunks(KEYS_PER_BLOCK) {
             let mut raw = Vec::new();
@@ -171,7 +143,7 @@ impl Segment {
         let mut file = File::create(&temporary).map_err(|e| Error::io("create", &temporary, e))?;
         file.write_all(&out).map_err(|e| Error::io("write", &temporary, e))?;
         file.sync_all().map_err(|e| Error::io("sync", &temporary, e))?;
-        fs::rename(&temporary, &path).map_err(|e| Error::io("rename", &temporary, e))?;
+        std::fs::rename(&temporary, &path).map_err(|e| Error::io("rename", &temporary, e))?;
         Ok(path)
     }
 
@@ -376,6 +348,7 @@ impl Partition for Segment {
     }
 }
 
+#[cfg(test)]
 fn to_deltas(columns: &mut Columns) {
     let mut previous = 0u64;
     for id in columns.ids.iter_mut() {
@@ -401,30 +374,5 @@ fn from_deltas(columns: &mut Columns) {
     for ts in columns.timestamps.iter_mut() {
         previous = previous.wrapping_add(*ts);
         *ts = previous;
-    }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn get_varint(data: &[u8], at: &mut usize) -> Option<u64> {
-    let mut value = 0u64;
-    let mut shift = 0;
-    loop {
-        let byte = *data.get(*at)?;
-        *at += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
     }
 }

@@ -1,0 +1,701 @@
+//! Format 2 segments (`HMLOGSG2`): small column-within-block row groups compressed against
+//! a per-segment dictionary, a term index of 32-bit key hashes, binary per-row columns.
+//! `docs/format.md` has the bytes, `docs/engine.md` the measurements behind the constants.
+//!
+//! Reading one line decodes one block of [`ROWS_PER_BLOCK`] rows (a few kilobytes), which is
+//! what keeps verifying scattered candidates cheap. The term index stores hashes, not key
+//! text: a key whose hash another key of the segment shares is listed in `ambiguous`, so the
+//! search verifies its rows instead of trusting them.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hubmon_model::{Level, LogEntry, Timestamp};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Origin, SegmentIndex};
+use crate::codec::{
+    self, ABSENT, OPTIONAL_FIELDS, get_bytes, get_str, get_varint, hash32, hash64, put_bytes, put_varint, unzigzag,
+    zigzag,
+};
+use crate::partition::{Columns, Partition};
+use crate::{Error, StoredEntry};
+
+pub(super) const MAGIC: &[u8; 8] = b"HMLOGSG2";
+/// Rows per block: a candidate line costs the decompression of its block, so blocks are
+/// small; the segment dictionary keeps them compressing like large ones.
+const ROWS_PER_BLOCK: usize = 64;
+/// Terms per term block.
+const TERMS_PER_BLOCK: usize = 512;
+/// zstd level of everything in a segment (see engine.md for the levels measured).
+const ZSTD_LEVEL: i32 = 3;
+/// Bytes of sample blocks that make the segment's compression dictionary.
+const DICTIONARY_BYTES: usize = 48 << 10;
+/// A column with more distinct values than this in a segment stores its values inline.
+const MAX_DICTIONARY_VALUES: usize = 4096;
+/// A field with more distinct values than this in a segment is not in the key list;
+/// `field_values` reads its rows instead (request ids would otherwise cost more than the
+/// lines themselves).
+const MAX_LISTED_VALUES: usize = 1000;
+const CACHED_BLOCKS: usize = 64;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Footer {
+    origin: Origin,
+    partition: i64,
+    rows: u32,
+    min_ts: i64,
+    max_ts: i64,
+    min_id: u64,
+    max_id: u64,
+    /// Where the compression dictionary is: (offset, length).
+    dictionary: (u64, u32),
+    /// Where the binary columns are: (offset, length, decompressed length).
+    columns: (u64, u32, u32),
+    /// The value columns of the row blocks, in block order after the fixed ones.
+    value_columns: Vec<ValueColumn>,
+    /// (first hash, offset, length, decompressed length) of each term block.
+    terms: Vec<(u32, u64, u32, u32)>,
+    /// Hashes shared by two or more keys in this segment, sorted.
+    ambiguous: Vec<u32>,
+    /// Presence, label and field-value keys of the rows, sorted, for listings.
+    keys: Vec<String>,
+    /// Fields with too many distinct values to list in `keys`.
+    unlisted: Vec<String>,
+    category_names: Vec<String>,
+    template_texts: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ValueColumn {
+    /// An optional model field (`request_id`, …) or a free-form field name.
+    name: String,
+    /// Distinct values; a block then stores `code + 1` per row (0 = absent) instead of values.
+    dictionary: Option<Vec<Value>>,
+}
+
+pub(crate) struct Segment {
+    path: PathBuf,
+    file: File,
+    footer: Footer,
+    columns: Columns,
+    /// (offset, length, decompressed length) of each row block.
+    blocks: Vec<(u64, u32, u32)>,
+    dictionary: zstd::dict::DecoderDictionary<'static>,
+    size: u64,
+    cache: Mutex<Vec<(usize, Arc<Block>)>>,
+}
+
+/// One decompressed row block and where each row's value of each column starts.
+struct Block {
+    data: Vec<u8>,
+    /// `starts[column][row]`; the message column is last.
+    starts: Vec<Vec<u32>>,
+}
+
+/// A column's encoder during a write: a dictionary while the column has few values.
+struct ColumnBuilder {
+    name: String,
+    codes: HashMap<Vec<u8>, u32>,
+    values: Vec<Vec<u8>>,
+    plain: bool,
+}
+
+pub(super) fn write(
+    dir: &Path,
+    partition: i64,
+    origin: Origin,
+    entries: &[Arc<StoredEntry>],
+    index: SegmentIndex,
+) -> Result<PathBuf, Error> {
+    let name = format!("{partition:015}-{:010}-{:03}.seg", origin.wal_to, origin.part);
+    let path = dir.join(&name);
+    let temporary = dir.join(format!("{name}.tmp"));
+    let encode = |e: std::io::Error| Error::Encode(format!("{}: {e}", temporary.display()));
+
+    // Value columns: the optional model fields, then every free-form field name, sorted.
+    let mut names: Vec<String> = OPTIONAL_FIELDS.iter().map(|n| n.to_string()).collect();
+    let mut extra: std::collections::BTreeSet<&str> = Default::default();
+    for stored in entries {
+        extra.extend(stored.entry.fields.keys().map(String::as_str));
+    }
+    names.extend(extra.into_iter().map(str::to_string));
+    let mut builders: Vec<ColumnBuilder> = names
+        .into_iter()
+        .map(|name| ColumnBuilder { name, codes: HashMap::new(), values: Vec::new(), plain: false })
+        .collect();
+    let mut scratch = Vec::new();
+    for stored in entries {
+        for (column, builder) in builders.iter_mut().enumerate() {
+            if builder.plain {
+                continue;
+            }
+            scratch.clear();
+            value_of(&stored.entry, column, &builder.name, &mut scratch);
+            if scratch == [ABSENT] || builder.codes.contains_key(&scratch) {
+                continue;
+            }
+            if builder.values.len() >= MAX_DICTIONARY_VALUES {
+                builder.plain = true;
+                builder.codes = HashMap::new();
+                builder.values = Vec::new();
+                continue;
+            }
+            builder.codes.insert(scratch.clone(), u32::try_from(builder.values.len()).unwrap_or(u32::MAX));
+            builder.values.push(scratch.clone());
+        }
+    }
+
+    let mut raw_blocks = Vec::with_capacity(entries.len().div_ceil(ROWS_PER_BLOCK));
+    for chunk in entries.chunks(ROWS_PER_BLOCK) {
+        let mut raw = Vec::with_capacity(chunk.len() * 128);
+        for (column, builder) in builders.iter().enumerate() {
+            for stored in chunk {
+                scratch.clear();
+                value_of(&stored.entry, column, &builder.name, &mut scratch);
+                if builder.plain {
+                    raw.extend_from_slice(&scratch);
+                } else {
+                    let code = if scratch == [ABSENT] { 0 } else { builder.codes.get(&scratch).map_or(0, |c| c + 1) };
+                    put_varint(&mut raw, u64::from(code));
+                }
+            }
+        }
+        for stored in chunk {
+            put_bytes(&mut raw, stored.entry.message.as_bytes());
+        }
+        raw_blocks.push(raw);
+    }
+
+    // The dictionary is whole sample blocks from across the segment: zstd then finds each
+    // block's repetition (message templates, field values) in it, as it would in one big
+    // frame, while every block stays decodable on its own.
+    let mut dictionary = Vec::with_capacity(DICTIONARY_BYTES);
+    let step = (raw_blocks.len() / 16).max(1);
+    for raw in raw_blocks.iter().step_by(step) {
+        if dictionary.len() >= DICTIONARY_BYTES {
+            break;
+        }
+        dictionary.extend_from_slice(&raw[..raw.len().min(DICTIONARY_BYTES - dictionary.len())]);
+    }
+
+    let mut out = Vec::with_capacity(entries.len() * 48);
+    out.extend_from_slice(MAGIC);
+    let dictionary_at = (out.len() as u64, u32::try_from(dictionary.len()).unwrap_or(u32::MAX));
+    out.extend_from_slice(&dictionary);
+    let mut block_lens = Vec::with_capacity(raw_blocks.len());
+    {
+        let mut compressor = zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &dictionary).map_err(encode)?;
+        for raw in &raw_blocks {
+            let compressed = compressor.compress(raw).map_err(encode)?;
+            block_lens.push((compressed.len(), raw.len()));
+            out.extend_from_slice(&compressed);
+        }
+    }
+
+    let SegmentIndex { postings, texts, columns } = index;
+    let (terms, ambiguous) = write_terms(&mut out, postings).map_err(encode)?;
+
+    let mut binary = Vec::with_capacity(entries.len() * 8);
+    put_columns(&mut binary, &columns, &block_lens);
+    let compressed = zstd::bulk::compress(&binary, ZSTD_LEVEL).map_err(encode)?;
+    let columns_at = (
+        out.len() as u64,
+        u32::try_from(compressed.len()).unwrap_or(u32::MAX),
+        u32::try_from(binary.len()).unwrap_or(u32::MAX),
+    );
+    out.extend_from_slice(&compressed);
+
+    let (keys, unlisted) = listed_keys(texts);
+    let footer = Footer {
+        origin,
+        partition,
+        rows: u32::try_from(entries.len()).unwrap_or(u32::MAX),
+        min_ts: columns.timestamps.iter().copied().min().unwrap_or(0),
+        max_ts: columns.timestamps.iter().copied().max().unwrap_or(0),
+        min_id: columns.ids.iter().copied().min().unwrap_or(0),
+        max_id: columns.ids.iter().copied().max().unwrap_or(0),
+        dictionary: dictionary_at,
+        columns: columns_at,
+        value_columns: builders
+            .into_iter()
+            .map(|b| ValueColumn {
+                name: b.name,
+                dictionary: (!b.plain).then(|| {
+                    b.values.iter().map(|v| codec::get_value(v, &mut 0).flatten().unwrap_or(Value::Null)).collect()
+                }),
+            })
+            .collect(),
+        terms,
+        ambiguous,
+        keys,
+        unlisted,
+        category_names: columns.category_names,
+        template_texts: columns.template_texts,
+    };
+    let json = serde_json::to_vec(&footer).map_err(|e| Error::Encode(e.to_string()))?;
+    let footer_bytes = zstd::bulk::compress(&json, ZSTD_LEVEL).map_err(encode)?;
+    out.extend_from_slice(&footer_bytes);
+    out.extend_from_slice(&(footer_bytes.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&footer_bytes).to_le_bytes());
+    out.extend_from_slice(MAGIC);
+
+    let mut file = File::create(&temporary).map_err(|e| Error::io("create", &temporary, e))?;
+    file.write_all(&out).map_err(|e| Error::io("write", &temporary, e))?;
+    file.sync_all().map_err(|e| Error::io("sync", &temporary, e))?;
+    fs::rename(&temporary, &path).map_err(|e| Error::io("rename", &temporary, e))?;
+    Ok(path)
+}
+
+/// The tagged value of value column `column` (named `name`) on `entry`.
+fn value_of(entry: &LogEntry, column: usize, name: &str, out: &mut Vec<u8>) {
+    if column < OPTIONAL_FIELDS.len() {
+        codec::put_optional(out, entry, column);
+    } else {
+        match entry.fields.get(name) {
+            Some(value) => codec::put_value(out, value),
+            None => out.push(ABSENT),
+        }
+    }
+}
+
+/// Splits the key texts into the listed ones and the fields with too many values to list.
+fn listed_keys(texts: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let mut per_field: HashMap<&str, usize> = HashMap::new();
+    for text in &texts {
+        if let Some(field) = value_key_field(text) {
+            *per_field.entry(field).or_default() += 1;
+        }
+    }
+    let mut unlisted: Vec<String> =
+        per_field.into_iter().filter(|(_, n)| *n > MAX_LISTED_VALUES).map(|(f, _)| f.to_string()).collect();
+    unlisted.sort_unstable();
+    let keys = texts
+        .iter()
+        .filter(|t| value_key_field(t).is_none_or(|f| unlisted.binary_search_by(|u| u.as_str().cmp(f)).is_err()))
+        .cloned()
+        .collect();
+    (keys, unlisted)
+}
+
+/// The field of an `f\0field\0value` key.
+fn value_key_field(key: &str) -> Option<&str> {
+    key.strip_prefix("f\u{0}")?.split('\u{0}').next()
+}
+
+/// Writes the term blocks: per block `[n][hash deltas…][counts…][posting byte lengths…]
+/// [postings as row deltas…]`, all varints. Keys whose 32-bit hashes meet are merged.
+#[allow(clippy::type_complexity)]
+fn write_terms(
+    out: &mut Vec<u8>,
+    postings: Vec<(u64, Vec<u32>)>,
+) -> std::io::Result<(Vec<(u32, u64, u32, u32)>, Vec<u32>)> {
+    let mut merged: Vec<(u32, Vec<u32>)> = postings.into_iter().map(|(h, rows)| (hash32(h), rows)).collect();
+    merged.sort_by_key(|(h, _)| *h);
+    let mut terms: Vec<(u32, Vec<u32>)> = Vec::with_capacity(merged.len());
+    let mut ambiguous = Vec::new();
+    for (hash, rows) in merged {
+        match terms.last_mut() {
+            Some((last, existing)) if *last == hash => {
+                existing.extend(rows);
+                existing.sort_unstable();
+                existing.dedup();
+                if ambiguous.last() != Some(&hash) {
+                    ambiguous.push(hash);
+                }
+            }
+            _ => terms.push((hash, rows)),
+        }
+    }
+    let mut directory = Vec::new();
+    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+    for chunk in terms.chunks(TERMS_PER_BLOCK) {
+        let mut raw = Vec::new();
+        put_varint(&mut raw, chunk.len() as u64);
+        let mut previous = 0u32;
+        for (hash, _) in chunk {
+            put_varint(&mut raw, u64::from(hash - previous));
+            previous = *hash;
+        }
+        let mut lists = Vec::with_capacity(chunk.len());
+        for (_, rows) in chunk {
+            let mut list = Vec::with_capacity(rows.len());
+            let mut previous = 0u32;
+            for &row in rows {
+                put_varint(&mut list, u64::from(row - previous));
+                previous = row;
+            }
+            put_varint(&mut raw, rows.len() as u64);
+            lists.push(list);
+        }
+        for list in &lists {
+            put_varint(&mut raw, list.len() as u64);
+        }
+        for list in &lists {
+            raw.extend_from_slice(list);
+        }
+        let compressed = compressor.compress(&raw)?;
+        let first = chunk.first().map_or(0, |(h, _)| *h);
+        directory.push((
+            first,
+            out.len() as u64,
+            u32::try_from(compressed.len()).unwrap_or(u32::MAX),
+            u32::try_from(raw.len()).unwrap_or(u32::MAX),
+        ));
+        out.extend_from_slice(&compressed);
+    }
+    Ok((directory, ambiguous))
+}
+
+/// The per-row columns and the block lengths, as varint arrays: ids and timestamps as
+/// deltas from the previous row (zigzag), the others as they are.
+fn put_columns(out: &mut Vec<u8>, columns: &Columns, block_lens: &[(usize, usize)]) {
+    put_varint(out, columns.ids.len() as u64);
+    let mut previous = 0u64;
+    for id in &columns.ids {
+        put_varint(out, zigzag(id.wrapping_sub(previous) as i64));
+        previous = *id;
+    }
+    let mut previous = 0i64;
+    for ts in &columns.timestamps {
+        put_varint(out, zigzag(ts.wrapping_sub(previous)));
+        previous = *ts;
+    }
+    out.extend_from_slice(&columns.levels);
+    for list in [&columns.categories, &columns.templates, &columns.message_bytes] {
+        for value in list {
+            put_varint(out, u64::from(*value));
+        }
+    }
+    put_varint(out, block_lens.len() as u64);
+    for (compressed, raw) in block_lens {
+        put_varint(out, *compressed as u64);
+        put_varint(out, *raw as u64);
+    }
+}
+
+fn get_columns(data: &[u8], rows: usize) -> Option<(Columns, Vec<(u32, u32)>)> {
+    let mut at = 0;
+    let n = usize::try_from(get_varint(data, &mut at)?).ok()?;
+    if n != rows {
+        return None;
+    }
+    let mut columns = Columns { ids: Vec::with_capacity(n), timestamps: Vec::with_capacity(n), ..Default::default() };
+    let mut previous = 0u64;
+    for _ in 0..n {
+        previous = previous.wrapping_add(unzigzag(get_varint(data, &mut at)?) as u64);
+        columns.ids.push(previous);
+    }
+    let mut previous = 0i64;
+    for _ in 0..n {
+        previous = previous.wrapping_add(unzigzag(get_varint(data, &mut at)?));
+        columns.timestamps.push(previous);
+    }
+    columns.levels = data.get(at..at.checked_add(n)?)?.to_vec();
+    at += n;
+    for list in [&mut columns.categories, &mut columns.templates, &mut columns.message_bytes] {
+        list.reserve(n);
+        for _ in 0..n {
+            list.push(u32::try_from(get_varint(data, &mut at)?).ok()?);
+        }
+    }
+    let blocks = usize::try_from(get_varint(data, &mut at)?).ok()?;
+    let mut lens = Vec::with_capacity(blocks.min(n + 1));
+    for _ in 0..blocks {
+        let compressed = u32::try_from(get_varint(data, &mut at)?).ok()?;
+        let raw = u32::try_from(get_varint(data, &mut at)?).ok()?;
+        lens.push((compressed, raw));
+    }
+    (at == data.len()).then_some((columns, lens))
+}
+
+impl Segment {
+    pub fn open(path: &Path, file: File, size: u64) -> Result<Segment, Error> {
+        let corrupt = |what: &str| Error::Corrupt(format!("{}: {what}", path.display()));
+        let read = |offset: u64, len: usize| -> Result<Vec<u8>, Error> {
+            let end = offset.checked_add(len as u64).filter(|end| *end <= size);
+            if end.is_none() {
+                return Err(corrupt("a section points past the end of the file"));
+            }
+            let mut buffer = vec![0u8; len];
+            file.read_exact_at(&mut buffer, offset).map_err(|e| Error::io("read", path, e))?;
+            Ok(buffer)
+        };
+        if size < (MAGIC.len() * 2 + 12) as u64 {
+            return Err(corrupt("too short"));
+        }
+        let tail = read(size - 20, 20)?;
+        let footer_len = u64::from_le_bytes(tail[0..8].try_into().map_err(|_| corrupt("bad trailer"))?);
+        let crc = u32::from_le_bytes(tail[8..12].try_into().map_err(|_| corrupt("bad trailer"))?);
+        if footer_len > size - 20 - MAGIC.len() as u64 {
+            return Err(corrupt("footer length out of range"));
+        }
+        let compressed = read(size - 20 - footer_len, footer_len as usize)?;
+        if crc32fast::hash(&compressed) != crc {
+            return Err(corrupt("footer checksum mismatch"));
+        }
+        let json = zstd::stream::decode_all(compressed.as_slice()).map_err(|e| corrupt(&e.to_string()))?;
+        let footer: Footer = serde_json::from_slice(&json).map_err(|e| corrupt(&e.to_string()))?;
+
+        let (offset, len, raw_len) = footer.columns;
+        let binary = zstd::bulk::decompress(&read(offset, len as usize)?, raw_len as usize)
+            .map_err(|e| corrupt(&format!("columns: {e}")))?;
+        let (mut columns, lens) =
+            get_columns(&binary, footer.rows as usize).ok_or_else(|| corrupt("columns do not decode"))?;
+        if lens.len() != (footer.rows as usize).div_ceil(ROWS_PER_BLOCK) {
+            return Err(corrupt("block table does not match the row count"));
+        }
+        let levels_ok = columns.levels.iter().all(|l| Level::from_code(*l).is_some());
+        let categories_ok = columns.categories.iter().all(|c| (*c as usize) < footer.category_names.len());
+        let templates_ok = columns.templates.iter().all(|t| (*t as usize) < footer.template_texts.len());
+        if !levels_ok || !categories_ok || !templates_ok {
+            return Err(corrupt("a column value is out of range"));
+        }
+        let (dictionary_at, dictionary_len) = footer.dictionary;
+        let dictionary = read(dictionary_at, dictionary_len as usize)?;
+        let mut blocks = Vec::with_capacity(lens.len());
+        let mut at = dictionary_at + u64::from(dictionary_len);
+        for (compressed, raw) in lens {
+            blocks.push((at, compressed, raw));
+            at += u64::from(compressed);
+        }
+        if at > size {
+            return Err(corrupt("row blocks run past the end of the file"));
+        }
+        columns.category_names = footer.category_names.clone();
+        columns.template_texts = footer.template_texts.clone();
+        Ok(Segment {
+            path: path.to_path_buf(),
+            file,
+            columns,
+            blocks,
+            dictionary: zstd::dict::DecoderDictionary::copy(&dictionary),
+            footer,
+            size,
+            cache: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.footer.origin
+    }
+
+    pub fn max_id(&self) -> u64 {
+        self.footer.max_id
+    }
+
+    fn corrupt(&self, what: impl std::fmt::Display) -> Error {
+        Error::Corrupt(format!("{}: {what}", self.path.display()))
+    }
+
+    fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, Error> {
+        let mut buffer = vec![0u8; len as usize];
+        self.file.read_exact_at(&mut buffer, offset).map_err(|e| Error::io("read", &self.path, e))?;
+        Ok(buffer)
+    }
+
+    fn block(&self, index: usize) -> Result<Arc<Block>, Error> {
+        if let Some((_, block)) = self.cache.lock().iter().find(|(i, _)| *i == index) {
+            return Ok(block.clone());
+        }
+        let &(offset, len, raw_len) =
+            self.blocks.get(index).ok_or_else(|| self.corrupt(format!("no block {index}")))?;
+        let compressed = self.read(offset, len)?;
+        let mut decompressor = zstd::bulk::Decompressor::with_prepared_dictionary(&self.dictionary)
+            .map_err(|e| self.corrupt(format!("block {index}: {e}")))?;
+        let data = decompressor
+            .decompress(&compressed, raw_len as usize)
+            .map_err(|e| self.corrupt(format!("block {index}: {e}")))?;
+        let rows = ROWS_PER_BLOCK.min(self.footer.rows as usize - index * ROWS_PER_BLOCK);
+        let block = Arc::new(
+            self.index_block(data, rows).ok_or_else(|| self.corrupt(format!("block {index} does not decode")))?,
+        );
+        let mut cache = self.cache.lock();
+        if cache.len() >= CACHED_BLOCKS {
+            cache.remove(0);
+        }
+        cache.push((index, block.clone()));
+        Ok(block)
+    }
+
+    /// Finds where each row's value of each column starts (the block is not parsed further
+    /// until a row is asked for).
+    fn index_block(&self, data: Vec<u8>, rows: usize) -> Option<Block> {
+        let mut starts = Vec::with_capacity(self.footer.value_columns.len() + 1);
+        let mut at = 0usize;
+        for column in &self.footer.value_columns {
+            let mut column_starts = Vec::with_capacity(rows);
+            for _ in 0..rows {
+                column_starts.push(u32::try_from(at).ok()?);
+                if column.dictionary.is_some() {
+                    get_varint(&data, &mut at)?;
+                } else {
+                    codec::skip_value(&data, &mut at)?;
+                }
+            }
+            starts.push(column_starts);
+        }
+        let mut messages = Vec::with_capacity(rows);
+        for _ in 0..rows {
+            messages.push(u32::try_from(at).ok()?);
+            get_bytes(&data, &mut at)?;
+        }
+        starts.push(messages);
+        (at == data.len()).then_some(Block { data, starts })
+    }
+
+    fn decode_row(&self, block: &Block, within: usize, row: usize) -> Option<StoredEntry> {
+        let columns = &self.columns;
+        let level = Level::from_code(*columns.levels.get(row)?)?;
+        let message_at = *block.starts.last()?.get(within)?;
+        let message = get_str(&block.data, &mut (message_at as usize))?.to_string();
+        let mut entry = LogEntry::new(Timestamp(*columns.timestamps.get(row)?), level, message);
+        entry.category = columns.category_names.get(*columns.categories.get(row)? as usize)?.clone();
+        for (index, column) in self.footer.value_columns.iter().enumerate() {
+            let mut at = *block.starts.get(index)?.get(within)? as usize;
+            let value = match &column.dictionary {
+                Some(values) => match get_varint(&block.data, &mut at)? {
+                    0 => None,
+                    code => Some(values.get(usize::try_from(code - 1).ok()?)?.clone()),
+                },
+                None => codec::get_value(&block.data, &mut at)?,
+            };
+            let Some(value) = value else { continue };
+            if index < OPTIONAL_FIELDS.len() {
+                codec::set_optional(&mut entry, index, value)?;
+            } else {
+                entry.fields.insert(column.name.clone(), value);
+            }
+        }
+        Some(StoredEntry { id: *columns.ids.get(row)?, entry })
+    }
+
+    fn read_term_block(&self, index: usize) -> Result<Vec<u8>, Error> {
+        let &(_, offset, len, raw_len) =
+            self.footer.terms.get(index).ok_or_else(|| self.corrupt(format!("no term block {index}")))?;
+        zstd::bulk::decompress(&self.read(offset, len)?, raw_len as usize)
+            .map_err(|e| self.corrupt(format!("term block {index}: {e}")))
+    }
+}
+
+/// The rows of `hash` in a decoded term block, or `None` when the block is malformed.
+fn find_postings(raw: &[u8], hash: u32) -> Option<Vec<u32>> {
+    let mut at = 0;
+    let n = usize::try_from(get_varint(raw, &mut at)?).ok()?;
+    let mut found = None;
+    let mut current = 0u64;
+    for i in 0..n {
+        current += get_varint(raw, &mut at)?;
+        if current == u64::from(hash) {
+            found = Some(i);
+        }
+    }
+    let mut counts = Vec::with_capacity(n.min(raw.len()));
+    for _ in 0..n {
+        counts.push(usize::try_from(get_varint(raw, &mut at)?).ok()?);
+    }
+    let mut skip = 0usize;
+    let mut list_len = 0usize;
+    for i in 0..n {
+        let len = usize::try_from(get_varint(raw, &mut at)?).ok()?;
+        match found {
+            Some(f) if i < f => skip = skip.checked_add(len)?,
+            Some(f) if i == f => list_len = len,
+            _ => {}
+        }
+    }
+    let Some(found) = found else { return Some(Vec::new()) };
+    let start = at.checked_add(skip)?;
+    let list = raw.get(start..start.checked_add(list_len)?)?;
+    let mut rows = Vec::with_capacity(counts[found].min(list.len()));
+    let (mut cursor, mut previous) = (0, 0u64);
+    for _ in 0..counts[found] {
+        previous += get_varint(list, &mut cursor)?;
+        rows.push(u32::try_from(previous).ok()?);
+    }
+    Some(rows)
+}
+
+impl Partition for Segment {
+    fn rows(&self) -> usize {
+        self.footer.rows as usize
+    }
+
+    fn postings(&self, key: &str) -> Result<Vec<u32>, Error> {
+        let hash = hash32(hash64(key.as_bytes()));
+        let index = self.footer.terms.partition_point(|(first, ..)| *first <= hash);
+        if index == 0 {
+            return Ok(Vec::new());
+        }
+        let raw = self.read_term_block(index - 1)?;
+        let rows = find_postings(&raw, hash).ok_or_else(|| self.corrupt(format!("term block {}", index - 1)))?;
+        if rows.last().is_some_and(|r| *r >= self.footer.rows) {
+            return Err(self.corrupt(format!("postings of {key:?} point past the last row")));
+        }
+        Ok(rows)
+    }
+
+    fn key_is_exact(&self, key: &str) -> bool {
+        self.footer.ambiguous.binary_search(&hash32(hash64(key.as_bytes()))).is_err()
+    }
+
+    fn columns(&self) -> &Columns {
+        &self.columns
+    }
+
+    fn entry(&self, row: u32) -> Result<Arc<StoredEntry>, Error> {
+        let row = row as usize;
+        let block = self.block(row / ROWS_PER_BLOCK)?;
+        let stored =
+            self.decode_row(&block, row % ROWS_PER_BLOCK, row).ok_or_else(|| self.corrupt(format!("row {row}")))?;
+        Ok(Arc::new(stored))
+    }
+
+    fn min_ts(&self) -> i64 {
+        self.footer.min_ts
+    }
+
+    fn max_ts(&self) -> i64 {
+        self.footer.max_ts
+    }
+
+    fn time_ordered(&self) -> bool {
+        true
+    }
+
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let unlisted = prefix
+            .strip_prefix("f\u{0}")
+            .and_then(|rest| rest.strip_suffix('\u{0}'))
+            .filter(|field| self.footer.unlisted.iter().any(|u| u == field));
+        if let Some(field) = unlisted {
+            let mut values = std::collections::BTreeSet::new();
+            for row in 0..self.footer.rows {
+                if let Some(value) = self.entry(row)?.entry.field_text(field) {
+                    let value = crate::text::lower(&value);
+                    if value.len() <= crate::text::MAX_INDEXED_VALUE_BYTES {
+                        values.insert(format!("{prefix}{value}"));
+                    }
+                }
+            }
+            return Ok(values.into_iter().collect());
+        }
+        let keys = &self.footer.keys;
+        let start = keys.partition_point(|k| k.as_str() < prefix);
+        Ok(keys[start..].iter().take_while(|k| k.starts_with(prefix)).cloned().collect())
+    }
+}
