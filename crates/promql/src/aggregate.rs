@@ -37,25 +37,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, expr: &AggregateExpr, steps: Steps) -
         Some(LabelModifier::Exclude(l)) => (true, &l.labels),
         None => (false, &[]),
     };
-    // The same series comes back at every step: compute its group once. The cache keeps
-    // the input label set alive, so its identity stays unique.
-    let cache: std::cell::RefCell<HashMap<usize, (Labels, Labels)>> = std::cell::RefCell::new(HashMap::new());
-    let grouping = |labels: &Labels| -> Labels {
-        if let Some((_, group)) = cache.borrow().get(&labels.identity()) {
-            return group.clone();
-        }
-        let pairs = labels
-            .iter()
-            .filter(|(n, _)| {
-                let listed = names.iter().any(|x| x == n);
-                if without { !listed && *n != METRIC_NAME } else { listed }
-            })
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        let group = Labels::from_trusted(pairs);
-        cache.borrow_mut().insert(labels.identity(), (labels.clone(), group.clone()));
-        group
-    };
+    let mut grouper = Grouper::new(without, names);
     let mut out = Vec::with_capacity(input.len());
     for (i, vector) in input.into_iter().enumerate() {
         ev.check_deadline("aggregation")?;
@@ -64,33 +46,95 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, expr: &AggregateExpr, steps: Steps) -
             _ => f64::NAN,
         };
         let result = match (op.as_str(), &param) {
-            ("topk", _) | ("bottomk", _) => top_k(vector, scalar, op == "topk", &grouping),
-            ("count_values", Param::Label(label)) => count_values(vector, label, &grouping)?,
-            (op, _) => simple(op, vector, scalar, &grouping)?,
+            ("topk", _) | ("bottomk", _) => top_k(vector, scalar, op == "topk", &mut grouper),
+            ("count_values", Param::Label(label)) => count_values(vector, label, &mut grouper)?,
+            (op, _) => simple(op, vector, scalar, &mut grouper)?,
         };
         out.push(result);
     }
     Ok(Val::Vector(out))
 }
 
-/// Groups elements by their grouping labels, in order of first appearance (as Prometheus).
-fn groups(vector: Vector, grouping: &impl Fn(&Labels) -> Labels) -> Vec<(Labels, Vector)> {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut out: Vec<(Labels, Vector)> = Vec::new();
-    for (labels, value) in vector {
-        let key = grouping(&labels);
-        let at = *index.entry(key.clone()).or_insert_with(|| {
-            out.push((key, Vec::new()));
-            out.len() - 1
-        });
-        out[at].1.push((labels, value));
-    }
-    out
+/// The groups of input series. The same series comes back at every step as the same label
+/// set allocation, so its group is computed once and found again by identity; groups are
+/// numbered, so a step's elements are gathered without hashing label sets.
+struct Grouper<'a> {
+    without: bool,
+    names: &'a [String],
+    /// Input label set identity → (that label set, kept alive so the identity stays unique;
+    /// its group number).
+    by_input: HashMap<usize, (Labels, usize)>,
+    by_key: HashMap<Labels, usize>,
+    keys: Vec<Labels>,
+    /// Per group number, its position in the step being gathered (`usize::MAX`: not yet).
+    positions: Vec<usize>,
 }
 
-fn simple(op: &str, vector: Vector, param: f64, grouping: &impl Fn(&Labels) -> Labels) -> Result<Vector, Error> {
+impl<'a> Grouper<'a> {
+    fn new(without: bool, names: &'a [String]) -> Self {
+        Self {
+            without,
+            names,
+            by_input: HashMap::new(),
+            by_key: HashMap::new(),
+            keys: Vec::new(),
+            positions: Vec::new(),
+        }
+    }
+
+    fn group(&mut self, labels: &Labels) -> usize {
+        if let Some((_, group)) = self.by_input.get(&labels.identity()) {
+            return *group;
+        }
+        let key = self.key_of(labels);
+        let next = self.keys.len();
+        let group = *self.by_key.entry(key.clone()).or_insert(next);
+        if group == next {
+            self.keys.push(key);
+            self.positions.push(usize::MAX);
+        }
+        self.by_input.insert(labels.identity(), (labels.clone(), group));
+        group
+    }
+
+    /// `by (l…)` keeps the listed labels; `without (l…)` drops them and the metric name.
+    fn key_of(&self, labels: &Labels) -> Labels {
+        let pairs = labels
+            .iter()
+            .filter(|(n, _)| {
+                let listed = self.names.iter().any(|x| x == n);
+                if self.without { !listed && *n != METRIC_NAME } else { listed }
+            })
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        Labels::from_trusted(pairs)
+    }
+
+    /// Groups one step's elements, in order of first appearance (as Prometheus).
+    fn gather(&mut self, vector: Vector) -> Vec<(Labels, Vector)> {
+        let mut out: Vec<(Labels, Vector)> = Vec::new();
+        let mut used = Vec::new();
+        for (labels, value) in vector {
+            let group = self.group(&labels);
+            let mut at = self.positions[group];
+            if at == usize::MAX {
+                at = out.len();
+                self.positions[group] = at;
+                used.push(group);
+                out.push((self.keys[group].clone(), Vec::new()));
+            }
+            out[at].1.push((labels, value));
+        }
+        for group in used {
+            self.positions[group] = usize::MAX;
+        }
+        out
+    }
+}
+
+fn simple(op: &str, vector: Vector, param: f64, grouper: &mut Grouper<'_>) -> Result<Vector, Error> {
     let mut out = Vec::new();
-    for (key, members) in groups(vector, grouping) {
+    for (key, members) in grouper.gather(vector) {
         let values: Vec<f64> = members.iter().map(|(_, v)| *v).collect();
         let value = match op {
             "sum" => values.iter().sum(),
@@ -140,13 +184,13 @@ pub(crate) fn welford_variance(values: &[f64]) -> f64 {
     m2 / count
 }
 
-fn top_k(vector: Vector, k: f64, top: bool, grouping: &impl Fn(&Labels) -> Labels) -> Vector {
+fn top_k(vector: Vector, k: f64, top: bool, grouper: &mut Grouper<'_>) -> Vector {
     if k.is_nan() || k < 1.0 {
         return Vec::new();
     }
     let k = if k >= usize::MAX as f64 { usize::MAX } else { k as usize };
     let mut out = Vec::new();
-    for (_, members) in groups(vector, grouping) {
+    for (_, members) in grouper.gather(vector) {
         let mut kept = KeptHeap { items: Vec::with_capacity(k.min(members.len())), top };
         for member in members {
             kept.offer(member, k);
@@ -232,14 +276,15 @@ impl KeptHeap {
     }
 }
 
-fn count_values(vector: Vector, label: &str, grouping: &impl Fn(&Labels) -> Labels) -> Result<Vector, Error> {
+fn count_values(vector: Vector, label: &str, grouper: &mut Grouper<'_>) -> Result<Vector, Error> {
     if !is_valid_label_name(label) {
         return Err(Error::BadData(format!("invalid label name {label:?}")));
     }
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vector = Vec::new();
     for (labels, value) in vector {
-        let key = grouping(&labels).with(label, &format_value(value));
+        let group = grouper.group(&labels);
+        let key = grouper.keys[group].with(label, &format_value(value));
         let at = *index.entry(key.clone()).or_insert_with(|| {
             out.push((key, 0.0));
             out.len() - 1

@@ -4,17 +4,20 @@
 //! Invariants:
 //! - every selector node fetches its series once per evaluation of that node, covering all
 //!   steps (a subquery's inner expression is evaluated once over all of its inner steps);
-//! - step results are computed from slices of the fetched samples (binary search), never by
-//!   re-querying the store;
+//! - step results are computed from slices of the fetched samples (cursors that move on
+//!   from the previous step, binary search otherwise), never by re-querying the store;
 //! - windows follow Prometheus 2.42: the lookback window of an instant selector and the
 //!   window of a range selector are closed, `[t - d, t]`, unless
 //!   [`EngineOptions::left_open_ranges`] asks for Prometheus 3's `(t - d, t]`.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hubmon_model::{Labels, METRIC_NAME, Matcher, Querier, Sample, Series, is_stale_marker};
+use lru::LruCache;
+use parking_lot::Mutex;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
 
@@ -58,11 +61,32 @@ impl Default for EngineOptions {
 pub struct Engine {
     querier: Arc<dyn Querier>,
     options: EngineOptions,
+    parsed: Mutex<LruCache<Box<str>, Arc<Expr>>>,
 }
+
+/// Dashboards, rules and Grafana send the same few queries over and over, and promql-parser
+/// rebuilds its grammar tables on every parse (a third of the time of a small query), so
+/// parsed expressions are kept by query text.
+const PARSE_CACHE_ENTRIES: usize = 512;
+/// Longer queries are parsed each time rather than held in the cache.
+const PARSE_CACHE_MAX_QUERY_BYTES: usize = 4096;
 
 impl Engine {
     pub fn new(querier: Arc<dyn Querier>, options: EngineOptions) -> Self {
-        Self { querier, options }
+        let entries = NonZeroUsize::new(PARSE_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
+        Self { querier, options, parsed: Mutex::new(LruCache::new(entries)) }
+    }
+
+    /// Parses `query`, or returns the expression parsed from the same text before.
+    pub fn parse(&self, query: &str) -> Result<Arc<Expr>, Error> {
+        if let Some(expr) = self.parsed.lock().get(query) {
+            return Ok(expr.clone());
+        }
+        let expr = Arc::new(promql_parser::parser::parse(query).map_err(Error::Parse)?);
+        if query.len() <= PARSE_CACHE_MAX_QUERY_BYTES {
+            self.parsed.lock().put(query.into(), expr.clone());
+        }
+        Ok(expr)
     }
 
     pub fn options(&self) -> &EngineOptions {
@@ -71,7 +95,7 @@ impl Engine {
 
     /// Evaluates `query` at `time_ms`.
     pub fn instant(&self, query: &str, time_ms: i64) -> Result<Value, Error> {
-        let expr = promql_parser::parser::parse(query).map_err(Error::Parse)?;
+        let expr = self.parse(query)?;
         let mut ev = Evaluator::new(self, time_ms, time_ms);
         let steps = Steps { start: time_ms, end: time_ms, step: 1 };
         Ok(match ev.eval(&expr, steps)? {
@@ -108,7 +132,7 @@ impl Engine {
         if points > self.options.max_points_per_series as i64 {
             return Err(Error::TooManyPoints { limit: self.options.max_points_per_series });
         }
-        let expr = promql_parser::parser::parse(query).map_err(Error::Parse)?;
+        let expr = self.parse(query)?;
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
             other => {
@@ -356,17 +380,26 @@ impl<'e> Evaluator<'e> {
     /// Evaluates an instant selector, keeping each sample's own timestamp (for `timestamp()`).
     pub fn select_instant(&mut self, vs: &VectorSelector, steps: Steps) -> Result<Vec<Vec<(Labels, Sample)>>, Error> {
         let times = self.read_times(steps, &vs.at, &vs.offset);
-        let mut out = vec![Vec::new(); times.len()];
         let (Some(&lo), Some(&hi)) = (times.iter().min(), times.iter().max()) else {
-            return Ok(out);
+            return Ok(vec![Vec::new(); times.len()]);
         };
         let lookback = self.options.lookback_delta.as_millis() as i64;
         let left_open = self.options.left_open_ranges;
         let series = self.select(&matchers_of(vs)?, lo - lookback, hi)?;
+        let mut out: Vec<Vec<(Labels, Sample)>> = times.iter().map(|_| Vec::with_capacity(series.len())).collect();
         for s in &series {
+            // Steps move forward, so the newest sample at or before each one is found by
+            // moving on from the previous step's (a binary search only if a step goes back).
+            let mut next = 0;
+            let mut previous = i64::MIN;
             for (i, &t) in times.iter().enumerate() {
-                let idx = s.samples.partition_point(|p| p.timestamp <= t);
-                let Some(sample) = idx.checked_sub(1).map(|i| s.samples[i]) else { continue };
+                if t < previous {
+                    next = s.samples.partition_point(|p| p.timestamp <= t);
+                } else {
+                    next = advance(&s.samples, next, |p| p.timestamp <= t);
+                }
+                previous = t;
+                let Some(sample) = next.checked_sub(1).map(|i| s.samples[i]) else { continue };
                 let too_old =
                     if left_open { sample.timestamp <= t - lookback } else { sample.timestamp < t - lookback };
                 // A stale marker as the newest sample ends the series: nothing is returned.

@@ -149,19 +149,19 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, call: &Call, steps: Steps) -> Result<
         "quantile_over_time" => {
             let q = ev.eval_scalar(arg(0)?, steps)?;
             let m = ev.eval_matrix(arg(1)?, steps)?;
-            over_windows(ev, &m, steps, false, |w, ctx| {
+            return Ok(Val::Vector(over_windows(ev, &m, steps, false, |w, ctx| {
                 Some(quantile(q[ctx.index], w.iter().map(|s| s.value).collect()))
-            })?
+            })?));
         }
         "predict_linear" => {
             let m = ev.eval_matrix(arg(0)?, steps)?;
             let horizon = ev.eval_scalar(arg(1)?, steps)?;
-            over_windows(ev, &m, steps, false, |w, ctx| {
+            return Ok(Val::Vector(over_windows(ev, &m, steps, false, |w, ctx| {
                 (w.len() >= 2).then(|| {
                     let (slope, intercept) = linear_regression(w, ctx.step_time);
                     slope * horizon[ctx.index] + intercept
                 })
-            })?
+            })?));
         }
         _ => {
             let f: fn(&[Sample], Window) -> Option<f64> = match name {
@@ -195,7 +195,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, call: &Call, steps: Steps) -> Result<
                 other => return Err(Error::BadData(format!("function {other}() is not supported by hubmon yet"))),
             };
             let m = ev.eval_matrix(arg(0)?, steps)?;
-            over_windows(ev, &m, steps, name == "last_over_time", f)?
+            return Ok(Val::Vector(over_windows(ev, &m, steps, name == "last_over_time", f)?));
         }
     };
     for v in &out {
@@ -245,6 +245,13 @@ fn over_windows(
     let left_open = ev.options.left_open_ranges;
     let names: Vec<Labels> =
         m.series.iter().map(|s| if keep_name { s.labels.clone() } else { drop_name(&s.labels) }).collect();
+    // Each series yields at most one element per step under its fixed output label set, so
+    // distinct label sets across the series make every step's vector distinct: checked once
+    // here instead of at every step.
+    let distinct = {
+        let mut seen = <foldhash::HashSet<&Labels> as foldhash::HashSetExt>::with_capacity(names.len());
+        names.iter().all(|labels| seen.insert(labels))
+    };
     let mut out = Vec::with_capacity(m.ends.len());
     let mut cursors = vec![(0, 0); m.series.len()];
     let mut previous_end = i64::MIN;
@@ -256,7 +263,7 @@ fn over_windows(
             cursors.fill((0, 0));
         }
         previous_end = end;
-        let mut vector = Vec::new();
+        let mut vector = Vec::with_capacity(m.series.len());
         for ((s, labels), cursor) in m.series.iter().zip(&names).zip(&mut cursors) {
             let window = m.window_after(s, end, left_open, cursor);
             if window.is_empty() {
@@ -265,6 +272,9 @@ fn over_windows(
             if let Some(v) = f(window, ctx) {
                 vector.push((labels.clone(), v));
             }
+        }
+        if !distinct {
+            check_unique(&vector)?;
         }
         out.push(vector);
     }

@@ -106,3 +106,37 @@ fn string_and_scalar_results_carry_the_evaluation_time() {
     assert_eq!(engine.instant(r#""hello""#, 5_000).expect("string"), Value::String(5_000, "hello".into()));
     assert_eq!(engine.instant("1 + 1", 5_000).expect("scalar"), Value::Scalar(5_000, 2.0));
 }
+
+#[test]
+fn parsed_queries_are_reused_and_errors_are_not_kept() {
+    let engine = Engine::new(Arc::new(store()), EngineOptions::default());
+    let first = engine.parse("sum by (job) (rate(up[5m]))").expect("parses");
+    let again = engine.parse("sum by (job) (rate(up[5m]))").expect("parses");
+    assert!(Arc::ptr_eq(&first, &again), "the second parse comes from the cache");
+    assert!(engine.parse("sum by (job) (rate(up[5m])").is_err());
+    assert!(engine.parse("sum by (job) (rate(up[5m])").is_err(), "a bad query stays bad");
+    let long = format!("up{}", " + up".repeat(2000));
+    let (a, b) = (engine.parse(&long).expect("parses"), engine.parse(&long).expect("parses"));
+    assert!(!Arc::ptr_eq(&a, &b), "very long queries are not held");
+}
+
+#[test]
+fn dropping_the_name_collides_only_where_both_series_have_samples() {
+    let mut q = MemoryQuerier::new();
+    // Two counters that differ only by name: one in the first half hour, one in the second.
+    let early = Labels::from_static(&[("__name__", "early_total"), ("job", "a")]);
+    let late = Labels::from_static(&[("__name__", "late_total"), ("job", "a")]);
+    q.add(early, (0..=30).map(|i| Sample::new(i * 60_000, i as f64)));
+    q.add(late, (40..=70).map(|i| Sample::new(i * 60_000, i as f64)));
+    let engine = Engine::new(Arc::new(q), EngineOptions::default());
+    let query = r#"rate({__name__=~"early_total|late_total"}[5m])"#;
+    let result = engine.range(query, 600_000, 1_500_000, 60_000).expect("only the early series here");
+    assert_eq!(result.len(), 1);
+    let result = engine.range(query, 2_700_000, 4_000_000, 60_000).expect("only the late series here");
+    assert_eq!(result.len(), 1);
+    // With a 15 m window both counters have samples at 40 m: the same label set twice.
+    let err = engine
+        .range(r#"rate({__name__=~"early_total|late_total"}[15m])"#, 2_400_000, 2_460_000, 60_000)
+        .expect_err("both series at one step");
+    assert_eq!(err.error_type(), "execution");
+}
