@@ -87,7 +87,9 @@ pub(crate) struct Segment {
     columns: Columns,
     /// (offset, length, decompressed length) of each row block.
     blocks: Vec<(u64, u32, u32)>,
-    dictionary: zstd::dict::DecoderDictionary<'static>,
+    /// One decompression context with the segment's dictionary loaded: creating one per
+    /// block cost more than decompressing the block.
+    decompressor: Mutex<zstd::bulk::Decompressor<'static>>,
     size: u64,
     cache: Mutex<Vec<(usize, Arc<Block>)>>,
 }
@@ -200,7 +202,9 @@ pub(super) fn write(
     }
 
     let SegmentIndex { postings, texts, columns } = index;
+    let rows_end = out.len();
     let (terms, ambiguous) = write_terms(&mut out, postings).map_err(encode)?;
+    let terms_end = out.len();
 
     let mut binary = Vec::with_capacity(entries.len() * 8);
     put_columns(&mut binary, &columns, &block_lens);
@@ -212,6 +216,7 @@ pub(super) fn write(
     );
     out.extend_from_slice(&compressed);
 
+    let columns_end = out.len();
     let (keys, unlisted) = listed_keys(texts);
     let footer = Footer {
         origin,
@@ -242,6 +247,17 @@ pub(super) fn write(
     let json = serde_json::to_vec(&footer).map_err(|e| Error::Encode(e.to_string()))?;
     let footer_bytes = zstd::bulk::compress(&json, ZSTD_LEVEL).map_err(encode)?;
     out.extend_from_slice(&footer_bytes);
+    if std::env::var_os("HUBMON_LOGSTORE_SIZES").is_some() {
+        eprintln!(
+            "segment rows {} dict {} blocks {} terms {} columns {} footer {}",
+            entries.len(),
+            dictionary.len(),
+            rows_end - dictionary.len() - 8,
+            terms_end - rows_end,
+            columns_end - terms_end,
+            footer_bytes.len()
+        );
+    }
     out.extend_from_slice(&(footer_bytes.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&footer_bytes).to_le_bytes());
     out.extend_from_slice(MAGIC);
@@ -475,7 +491,9 @@ impl Segment {
             file,
             columns,
             blocks,
-            dictionary: zstd::dict::DecoderDictionary::copy(&dictionary),
+            decompressor: Mutex::new(
+                zstd::bulk::Decompressor::with_dictionary(&dictionary).map_err(|e| corrupt(&format!("dictionary: {e}")))?,
+            ),
             footer,
             size,
             cache: Mutex::new(Vec::new()),
@@ -515,9 +533,9 @@ impl Segment {
         let &(offset, len, raw_len) =
             self.blocks.get(index).ok_or_else(|| self.corrupt(format!("no block {index}")))?;
         let compressed = self.read(offset, len)?;
-        let mut decompressor = zstd::bulk::Decompressor::with_prepared_dictionary(&self.dictionary)
-            .map_err(|e| self.corrupt(format!("block {index}: {e}")))?;
-        let data = decompressor
+        let data = self
+            .decompressor
+            .lock()
             .decompress(&compressed, raw_len as usize)
             .map_err(|e| self.corrupt(format!("block {index}: {e}")))?;
         let rows = ROWS_PER_BLOCK.min(self.footer.rows as usize - index * ROWS_PER_BLOCK);
