@@ -181,14 +181,22 @@ impl LogqlQuery {
 }
 
 impl LogQuery {
-    /// The part of the selector the store's index can answer (exact-match labels).
+    /// What the store's index can answer for this query: exact-match labels, and the whole
+    /// words inside each `|=` line filter that runs on the original message.
     fn prefilter(&self) -> Expr {
-        let parts: Vec<Expr> = self
+        let mut parts: Vec<Expr> = self
             .matchers
             .iter()
             .filter(|m| m.op == MatchOp::Eq && !m.value.is_empty())
             .map(|m| Expr::Is(Predicate::FieldIs { field: m.name.clone(), values: vec![text::lower(&m.value)] }))
             .collect();
+        for stage in &self.stages {
+            match stage {
+                Stage::LineFormat(_) => break,
+                Stage::Contains(needle) => parts.extend(inner_words(needle).map(|w| Expr::Is(Predicate::Text(w)))),
+                _ => {}
+            }
+        }
         match parts.len() {
             0 => Expr::All,
             1 => parts.into_iter().next().unwrap_or(Expr::All),
@@ -244,6 +252,22 @@ impl LogQuery {
         }
         Some((labels, line))
     }
+}
+
+/// The part of a `|=` needle between its first and last non-word characters, lower-cased,
+/// when it holds a word: a line containing the needle contains that part with non-word
+/// characters on both sides, so it matches it as a search term and the index can find it.
+/// The first and last runs of word characters are left out because in the line they may
+/// continue into longer words. ASCII only, where lower-casing cannot change which
+/// characters are word characters.
+fn inner_words(needle: &str) -> Option<String> {
+    if !needle.is_ascii() {
+        return None;
+    }
+    let first = needle.find(|c: char| !text::is_word_char(c))?;
+    let last = needle.rfind(|c: char| !text::is_word_char(c))?;
+    let inner = &needle[first..=last];
+    inner.chars().any(text::is_word_char).then(|| text::lower(inner))
 }
 
 /// Adds the entry's fields (nested objects flattened with `_`, like Loki's json parser) and
@@ -942,6 +966,32 @@ mod tests {
         assert_eq!(at_end[0].labels.get("level").map(String::as_str), Some("info"));
         let bytes = metric(&store, r#"sum(bytes_over_time({service="api"}[10m]))"#);
         assert!(bytes[0].points.last().unwrap().1 > 30.0 * 20.0);
+    }
+
+    #[test]
+    fn line_filters_narrow_by_their_inner_words_only() {
+        assert_eq!(inner_words("pstream reset by pee").as_deref(), Some(" reset by "));
+        assert_eq!(inner_words("upstream"), None);
+        assert_eq!(inner_words("a-"), None);
+        assert_eq!(inner_words("x=Reset;"), Some("=reset;".into()));
+        let (_dir, store) = store();
+        store.flush().unwrap();
+        for query in [
+            r#"{service="api"} |= "ET /items st""#,
+            r#"{service="web"} |= "tatus=500 too""#,
+            r#"{service="web"} |= "tatus=200 too""#,
+            r#"{service="web"} |= "ook 1""#,
+        ] {
+            let LogqlQuery::Log(log) = LogqlQuery::parse(query).unwrap() else { panic!() };
+            let all = store.scan(&Expr::All, i64::MIN, i64::MAX, usize::MAX).unwrap();
+            let mut want: Vec<String> = all.iter().filter_map(|s| log.process(&s.entry).map(|(_, l)| l)).collect();
+            let mut got: Vec<String> =
+                logs(&store, query).into_iter().flat_map(|s| s.entries.into_iter().map(|(_, l)| l)).collect();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{query}");
+            assert_eq!(want.is_empty(), query.contains("=200"), "{query}: the cases must be able to fail");
+        }
     }
 
     #[test]

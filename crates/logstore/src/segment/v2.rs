@@ -35,6 +35,10 @@ const ROWS_PER_BLOCK: usize = 64;
 const TERMS_PER_BLOCK: usize = 512;
 /// zstd level of everything in a segment (see engine.md for the levels measured).
 const ZSTD_LEVEL: i32 = 3;
+
+fn level() -> i32 {
+    std::env::var("LSLEVEL").ok().and_then(|l| l.parse().ok()).unwrap_or(ZSTD_LEVEL)
+}
 /// Bytes of sample blocks that make the segment's compression dictionary.
 const DICTIONARY_BYTES: usize = 48 << 10;
 /// A column with more distinct values than this in a segment stores its values inline.
@@ -193,7 +197,7 @@ pub(super) fn write(
     out.extend_from_slice(&dictionary);
     let mut block_lens = Vec::with_capacity(raw_blocks.len());
     {
-        let mut compressor = zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &dictionary).map_err(encode)?;
+        let mut compressor = zstd::bulk::Compressor::with_dictionary(level(), &dictionary).map_err(encode)?;
         for raw in &raw_blocks {
             let compressed = compressor.compress(raw).map_err(encode)?;
             block_lens.push((compressed.len(), raw.len()));
@@ -330,7 +334,7 @@ fn write_terms(
         }
     }
     let mut directory = Vec::new();
-    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+    let mut compressor = zstd::bulk::Compressor::new(level())?;
     for chunk in terms.chunks(TERMS_PER_BLOCK) {
         let mut raw = Vec::new();
         put_varint(&mut raw, chunk.len() as u64);
