@@ -11,8 +11,9 @@ mod password;
 mod ratelimit;
 mod secret;
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hubmon_model::{PromDuration, Role, Timestamp};
 use hubmon_state::{NewToken, NewUser, Session, StateStore, Token, User, UserUpdate};
@@ -109,11 +110,24 @@ pub struct Auth {
     store: Arc<dyn StateStore>,
     session_ttl: Duration,
     limiter: LoginLimiter,
+    /// Tokens recently read from the store, by prefix. Machines call with the same token many
+    /// times a second, and a store round trip costs more than a small query; revoking through
+    /// this process clears it, and anything else (another replica) shows within
+    /// [`TOKEN_CACHE_TTL`].
+    tokens: parking_lot::Mutex<HashMap<String, (Token, Instant)>>,
 }
+
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
 impl Auth {
     pub fn new(store: Arc<dyn StateStore>, session_ttl: PromDuration, attempts_per_minute: u32) -> Self {
-        Self { store, session_ttl: session_ttl.as_duration(), limiter: LoginLimiter::new(attempts_per_minute) }
+        Self {
+            store,
+            session_ttl: session_ttl.as_duration(),
+            limiter: LoginLimiter::new(attempts_per_minute),
+            tokens: parking_lot::Mutex::new(HashMap::new()),
+        }
     }
 
     /// On an empty user table, creates `admin` with `password`, or a random password that is
@@ -197,7 +211,7 @@ impl Auth {
     /// Resolves a bearer token.
     pub async fn authenticate_token(&self, presented: &str) -> Result<Principal> {
         let prefix = secret::token_prefix(presented).ok_or(Error::InvalidToken)?;
-        let token = self.store.token_by_prefix(prefix).await?.ok_or(Error::InvalidToken)?;
+        let token = self.token_by_prefix(prefix).await?;
         if !secret::constant_time_eq(secret::sha256_hex(presented).as_bytes(), token.secret_hash.as_bytes()) {
             return Err(Error::InvalidToken);
         }
@@ -210,12 +224,35 @@ impl Auth {
         }
         // last_used_at is for people auditing tokens; minute precision spares a write per call.
         // A failed bookkeeping write (disk full, read-only replica) must not refuse the caller.
-        if token.last_used_at.is_none_or(|at| now.0 - at.0 > 60_000)
-            && let Err(error) = self.store.touch_token(token.id, now).await
-        {
-            tracing::warn!(%error, token = token.id, "could not record the token's last use");
+        if token.last_used_at.is_none_or(|at| now.0 - at.0 > 60_000) {
+            match self.store.touch_token(token.id, now).await {
+                Ok(()) => {
+                    if let Some((cached, _)) = self.tokens.lock().get_mut(prefix) {
+                        cached.last_used_at = Some(now);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, token = token.id, "could not record the token's last use"),
+            }
         }
         Ok(Principal::Token { id: token.id, name: token.name, role: token.role })
+    }
+
+    async fn token_by_prefix(&self, prefix: &str) -> Result<Token> {
+        if let Some((token, read_at)) = self.tokens.lock().get(prefix)
+            && read_at.elapsed() < TOKEN_CACHE_TTL
+        {
+            return Ok(token.clone());
+        }
+        let token = self.store.token_by_prefix(prefix).await?.ok_or(Error::InvalidToken)?;
+        let mut tokens = self.tokens.lock();
+        if tokens.len() >= TOKEN_CACHE_ENTRIES {
+            tokens.retain(|_, (_, read_at)| read_at.elapsed() < TOKEN_CACHE_TTL);
+            if tokens.len() >= TOKEN_CACHE_ENTRIES {
+                tokens.clear();
+            }
+        }
+        tokens.insert(prefix.to_string(), (token.clone(), Instant::now()));
+        Ok(token)
     }
 
     pub async fn create_token(
@@ -256,7 +293,9 @@ impl Auth {
     }
 
     pub async fn revoke_token(&self, id: i64) -> Result<()> {
-        if self.store.revoke_token(id, Timestamp::now()).await? {
+        let revoked = self.store.revoke_token(id, Timestamp::now()).await?;
+        self.tokens.lock().retain(|_, (token, _)| token.id != id);
+        if revoked {
             return Ok(());
         }
         match self.store.list_tokens().await?.iter().any(|t| t.id == id) {
