@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use hubmon_model::LogEntry;
 
+use crate::query::Predicate;
 use crate::{Error, StoredEntry, text};
 
 /// Per-row values that statistics read without decoding entries.
@@ -67,6 +68,11 @@ pub(crate) trait Partition: Send + Sync {
     /// stores a hash that another key of the partition shares (the rows of both are given).
     fn key_is_exact(&self, _key: &str) -> bool {
         true
+    }
+    /// The rows matching `predicate`, exactly, from columns held in memory; `None` where the
+    /// partition keeps no such column (its index answers instead).
+    fn column_rows(&self, _predicate: &Predicate) -> Option<Vec<u32>> {
+        None
     }
     fn columns(&self) -> &Columns;
     fn entry(&self, row: u32) -> Result<Arc<StoredEntry>, Error>;

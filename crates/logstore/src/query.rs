@@ -38,7 +38,7 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
-    fn holds(self, left: f64, right: f64) -> bool {
+    pub(crate) fn holds(self, left: f64, right: f64) -> bool {
         match self {
             CmpOp::Gt => left > right,
             CmpOp::Ge => left >= right,

@@ -133,6 +133,9 @@ pub(crate) fn exact_rows(expr: &Expr, part: &dyn Partition) -> Result<Option<Vec
 
 /// Index rows for one predicate and whether they are exact.
 fn predicate_rows(predicate: &Predicate, part: &dyn Partition) -> Result<Option<(Vec<u32>, bool)>, Error> {
+    if let Some(rows) = part.column_rows(predicate) {
+        return Ok(Some((rows, true)));
+    }
     match predicate {
         Predicate::Text(term) => {
             let tokens: Vec<String> = text::tokens(term).collect();

@@ -488,3 +488,35 @@ fn keys_that_share_a_32_bit_hash_are_verified_not_trusted() {
     assert_eq!(stats(&format!("request_id:{a}")), 1, "the shared hash's other row is not counted");
     assert_eq!(stats(&format!("request_id:{b}")), 1);
 }
+
+#[test]
+fn statistics_answered_from_columns_equal_those_of_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    sample(&store);
+    let queries = [
+        "status:>=500",
+        "status:(200 OR 600)",
+        "level:>=warning",
+        "level:error category:database",
+        "category:API",
+        "-status:<=300",
+        "status:* -level:info",
+    ];
+    let totals = |store: &LogStore| -> Vec<u64> {
+        queries
+            .iter()
+            .map(|q| {
+                let request =
+                    StatsRequest { query: Expr::parse(q).unwrap(), from: 1_699_990_000_000, to: 1_700_100_000_000, step: HOUR, top: 3 };
+                store.stats(&request).unwrap().total
+            })
+            .collect()
+    };
+    let in_head = totals(&store);
+    let scanned: Vec<u64> = queries.iter().map(|q| expected(&store, q).len() as u64).collect();
+    assert_eq!(in_head, scanned);
+    assert!(in_head.iter().all(|n| *n > 0 && *n < 300), "{in_head:?}");
+    store.flush().unwrap();
+    assert_eq!(totals(&store), scanned);
+}

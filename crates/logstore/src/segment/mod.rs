@@ -133,6 +133,10 @@ impl Partition for Segment {
         self.inner().key_is_exact(key)
     }
 
+    fn column_rows(&self, predicate: &crate::query::Predicate) -> Option<Vec<u32>> {
+        self.inner().column_rows(predicate)
+    }
+
     fn columns(&self) -> &Columns {
         self.inner().columns()
     }

@@ -25,6 +25,7 @@ use crate::codec::{
     zigzag,
 };
 use crate::partition::{Columns, Partition};
+use crate::query::Predicate;
 use crate::{Error, StoredEntry};
 
 pub(super) const MAGIC: &[u8; 8] = b"HMLOGSG2";
@@ -91,11 +92,20 @@ pub(crate) struct Segment {
     columns: Columns,
     /// (offset, length, decompressed length) of each row block.
     blocks: Vec<(u64, u32, u32)>,
+    /// Per value column, its codes when it is dictionary-coded.
+    coded: Vec<Option<CodedColumn>>,
     /// One decompression context with the segment's dictionary loaded: creating one per
     /// block cost more than decompressing the block.
     decompressor: Mutex<zstd::bulk::Decompressor<'static>>,
     size: u64,
     cache: Mutex<Vec<(usize, Arc<Block>)>>,
+}
+
+/// A dictionary-coded column in memory: `code + 1` per row (0 = absent), and each dictionary
+/// value's text as queries compare it (lower-cased `field_text`).
+struct CodedColumn {
+    codes: Vec<u16>,
+    texts: Vec<Option<String>>,
 }
 
 /// One decompressed row block and where each row's value of each column starts.
@@ -161,22 +171,38 @@ pub(super) fn write(
     let mut raw_blocks = Vec::with_capacity(entries.len().div_ceil(ROWS_PER_BLOCK));
     for chunk in entries.chunks(ROWS_PER_BLOCK) {
         let mut raw = Vec::with_capacity(chunk.len() * 128);
-        for (column, builder) in builders.iter().enumerate() {
+        for (column, builder) in builders.iter().enumerate().filter(|(_, b)| b.plain) {
             for stored in chunk {
-                scratch.clear();
-                value_of(&stored.entry, column, &builder.name, &mut scratch);
-                if builder.plain {
-                    raw.extend_from_slice(&scratch);
-                } else {
-                    let code = if scratch == [ABSENT] { 0 } else { builder.codes.get(&scratch).map_or(0, |c| c + 1) };
-                    put_varint(&mut raw, u64::from(code));
-                }
+                value_of(&stored.entry, column, &builder.name, &mut raw);
             }
         }
         for stored in chunk {
             put_bytes(&mut raw, stored.entry.message.as_bytes());
         }
         raw_blocks.push(raw);
+    }
+    if std::env::var_os("HUBMON_LOGSTORE_DETAIL").is_some() {
+        for (column, builder) in builders.iter().enumerate() {
+            let mut all = Vec::new();
+            for stored in entries {
+                scratch.clear();
+                value_of(&stored.entry, column, &builder.name, &mut scratch);
+                if builder.plain {
+                    all.extend_from_slice(&scratch);
+                } else {
+                    let code = if scratch == [ABSENT] { 0 } else { builder.codes.get(&scratch).map_or(0, |c| c + 1) };
+                    put_varint(&mut all, u64::from(code));
+                }
+            }
+            let size = zstd::bulk::compress(&all, 3).map(|c| c.len()).unwrap_or(0);
+            eprintln!("  column {} plain {} raw {} zstd {}", builder.name, builder.plain, all.len(), size);
+        }
+        let mut all = Vec::new();
+        for stored in entries {
+            put_bytes(&mut all, stored.entry.message.as_bytes());
+        }
+        let size = zstd::bulk::compress(&all, 3).map(|c| c.len()).unwrap_or(0);
+        eprintln!("  messages raw {} zstd {}", all.len(), size);
     }
 
     // The dictionary is whole sample blocks from across the segment: zstd then finds each
@@ -205,13 +231,39 @@ pub(super) fn write(
         }
     }
 
-    let SegmentIndex { postings, texts, columns } = index;
+    let SegmentIndex { mut postings, texts, columns } = index;
+    // Dictionary-coded fields, level and category are answered from the in-memory columns
+    // (exactly, comparisons included), so their value postings would only take space.
+    let mut answered: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    for level in Level::ALL {
+        answered.insert(hash64(crate::text::field_key("level", level.as_str()).as_bytes()));
+    }
+    for name in &columns.category_names {
+        answered.insert(hash64(crate::text::field_key("category", name).as_bytes()));
+    }
+    let mut codes: Vec<Vec<u16>> = Vec::new();
+    for (column, builder) in builders.iter().enumerate().filter(|(_, b)| !b.plain) {
+        for value in &builder.values {
+            if let Some(text) = codec::get_value(value, &mut 0).flatten().as_ref().and_then(hubmon_model::json_text) {
+                answered.insert(hash64(crate::text::field_key(&builder.name, &text).as_bytes()));
+            }
+        }
+        let mut column_codes = Vec::with_capacity(entries.len());
+        for stored in entries {
+            scratch.clear();
+            value_of(&stored.entry, column, &builder.name, &mut scratch);
+            let code = if scratch == [ABSENT] { 0 } else { builder.codes.get(&scratch).map_or(0, |c| c + 1) };
+            column_codes.push(u16::try_from(code).unwrap_or(0));
+        }
+        codes.push(column_codes);
+    }
+    postings.retain(|(hash, _)| !answered.contains(hash));
     let rows_end = out.len();
     let (terms, ambiguous) = write_terms(&mut out, postings).map_err(encode)?;
     let terms_end = out.len();
 
     let mut binary = Vec::with_capacity(entries.len() * 8);
-    put_columns(&mut binary, &columns, &block_lens);
+    put_columns(&mut binary, &columns, &block_lens, &codes);
     let compressed = zstd::bulk::compress(&binary, ZSTD_LEVEL).map_err(encode)?;
     let columns_at = (
         out.len() as u64,
@@ -333,6 +385,12 @@ fn write_terms(
             _ => terms.push((hash, rows)),
         }
     }
+    if std::env::var_os("HUBMON_LOGSTORE_DETAIL").is_some() {
+        let singles = terms.iter().filter(|(_, r)| r.len() == 1).count();
+        let pairs = terms.iter().filter(|(_, r)| r.len() == 2).count();
+        let postings: usize = terms.iter().map(|(_, r)| r.len()).sum();
+        eprintln!("  terms {} singles {} pairs {} postings {}", terms.len(), singles, pairs, postings);
+    }
     let mut directory = Vec::new();
     let mut compressor = zstd::bulk::Compressor::new(level())?;
     for chunk in terms.chunks(TERMS_PER_BLOCK) {
@@ -375,7 +433,7 @@ fn write_terms(
 
 /// The per-row columns and the block lengths, as varint arrays: ids and timestamps as
 /// deltas from the previous row (zigzag), the others as they are.
-fn put_columns(out: &mut Vec<u8>, columns: &Columns, block_lens: &[(usize, usize)]) {
+fn put_columns(out: &mut Vec<u8>, columns: &Columns, block_lens: &[(usize, usize)], codes: &[Vec<u16>]) {
     put_varint(out, columns.ids.len() as u64);
     let mut previous = 0u64;
     for id in &columns.ids {
@@ -398,9 +456,15 @@ fn put_columns(out: &mut Vec<u8>, columns: &Columns, block_lens: &[(usize, usize
         put_varint(out, *compressed as u64);
         put_varint(out, *raw as u64);
     }
+    for column in codes {
+        for code in column {
+            put_varint(out, u64::from(*code));
+        }
+    }
 }
 
-fn get_columns(data: &[u8], rows: usize) -> Option<(Columns, Vec<(u32, u32)>)> {
+#[allow(clippy::type_complexity)]
+fn get_columns(data: &[u8], rows: usize, dictionaries: &[usize]) -> Option<(Columns, Vec<(u32, u32)>, Vec<Vec<u16>>)> {
     let mut at = 0;
     let n = usize::try_from(get_varint(data, &mut at)?).ok()?;
     if n != rows {
@@ -432,7 +496,19 @@ fn get_columns(data: &[u8], rows: usize) -> Option<(Columns, Vec<(u32, u32)>)> {
         let raw = u32::try_from(get_varint(data, &mut at)?).ok()?;
         lens.push((compressed, raw));
     }
-    (at == data.len()).then_some((columns, lens))
+    let mut codes = Vec::with_capacity(dictionaries.len());
+    for size in dictionaries {
+        let mut column = Vec::with_capacity(n);
+        for _ in 0..n {
+            let code = u16::try_from(get_varint(data, &mut at)?).ok()?;
+            if usize::from(code) > *size {
+                return None;
+            }
+            column.push(code);
+        }
+        codes.push(column);
+    }
+    (at == data.len()).then_some((columns, lens, codes))
 }
 
 impl Segment {
@@ -466,8 +542,20 @@ impl Segment {
         let (offset, len, raw_len) = footer.columns;
         let binary = zstd::bulk::decompress(&read(offset, len as usize)?, raw_len as usize)
             .map_err(|e| corrupt(&format!("columns: {e}")))?;
-        let (mut columns, lens) =
-            get_columns(&binary, footer.rows as usize).ok_or_else(|| corrupt("columns do not decode"))?;
+        let sizes: Vec<usize> =
+            footer.value_columns.iter().filter_map(|c| c.dictionary.as_ref().map(Vec::len)).collect();
+        let (mut columns, lens, codes) =
+            get_columns(&binary, footer.rows as usize, &sizes).ok_or_else(|| corrupt("columns do not decode"))?;
+        let mut codes = codes.into_iter();
+        let coded: Vec<Option<CodedColumn>> = footer
+            .value_columns
+            .iter()
+            .map(|column| {
+                let values = column.dictionary.as_ref()?;
+                let texts = values.iter().map(|v| hubmon_model::json_text(v).map(|t| crate::text::lower(&t))).collect();
+                Some(CodedColumn { codes: codes.next().unwrap_or_default(), texts })
+            })
+            .collect();
         if lens.len() != (footer.rows as usize).div_ceil(ROWS_PER_BLOCK) {
             return Err(corrupt("block table does not match the row count"));
         }
@@ -495,8 +583,10 @@ impl Segment {
             file,
             columns,
             blocks,
+            coded,
             decompressor: Mutex::new(
-                zstd::bulk::Decompressor::with_dictionary(&dictionary).map_err(|e| corrupt(&format!("dictionary: {e}")))?,
+                zstd::bulk::Decompressor::with_dictionary(&dictionary)
+                    .map_err(|e| corrupt(&format!("dictionary: {e}")))?,
             ),
             footer,
             size,
@@ -560,12 +650,11 @@ impl Segment {
         let mut starts = Vec::with_capacity(self.footer.value_columns.len() + 1);
         let mut at = 0usize;
         for column in &self.footer.value_columns {
-            let mut column_starts = Vec::with_capacity(rows);
-            for _ in 0..rows {
-                column_starts.push(u32::try_from(at).ok()?);
-                if column.dictionary.is_some() {
-                    get_varint(&data, &mut at)?;
-                } else {
+            let mut column_starts = Vec::new();
+            if column.dictionary.is_none() {
+                column_starts.reserve(rows);
+                for _ in 0..rows {
+                    column_starts.push(u32::try_from(at).ok()?);
                     codec::skip_value(&data, &mut at)?;
                 }
             }
@@ -588,13 +677,15 @@ impl Segment {
         let mut entry = LogEntry::new(Timestamp(*columns.timestamps.get(row)?), level, message);
         entry.category = columns.category_names.get(*columns.categories.get(row)? as usize)?.clone();
         for (index, column) in self.footer.value_columns.iter().enumerate() {
-            let mut at = *block.starts.get(index)?.get(within)? as usize;
-            let value = match &column.dictionary {
-                Some(values) => match get_varint(&block.data, &mut at)? {
+            let value = match (&column.dictionary, self.coded.get(index)?) {
+                (Some(values), Some(coded)) => match *coded.codes.get(row)? {
                     0 => None,
-                    code => Some(values.get(usize::try_from(code - 1).ok()?)?.clone()),
+                    code => Some(values.get(usize::from(code - 1))?.clone()),
                 },
-                None => codec::get_value(&block.data, &mut at)?,
+                _ => {
+                    let mut at = *block.starts.get(index)?.get(within)? as usize;
+                    codec::get_value(&block.data, &mut at)?
+                }
             };
             let Some(value) = value else { continue };
             if index < OPTIONAL_FIELDS.len() {
@@ -604,6 +695,15 @@ impl Segment {
             }
         }
         Some(StoredEntry { id: *columns.ids.get(row)?, entry })
+    }
+
+    /// The in-memory column `field_text(field)` reads, when it is dictionary-coded.
+    fn coded_column(&self, field: &str) -> Option<&CodedColumn> {
+        if matches!(field, "timestamp" | "message" | "msg" | "level" | "category") {
+            return None;
+        }
+        let index = self.footer.value_columns.iter().position(|c| c.name == field)?;
+        self.coded.get(index)?.as_ref()
     }
 
     fn read_term_block(&self, index: usize) -> Result<Vec<u8>, Error> {
@@ -669,6 +769,58 @@ impl Partition for Segment {
             return Err(self.corrupt(format!("postings of {key:?} point past the last row")));
         }
         Ok(rows)
+    }
+
+    fn column_rows(&self, predicate: &Predicate) -> Option<Vec<u32>> {
+        let columns = &self.columns;
+        let pick = |codes: &mut dyn Iterator<Item = usize>, wanted: &[bool]| -> Vec<u32> {
+            codes.enumerate().filter(|(_, c)| wanted.get(*c).copied().unwrap_or(false)).map(|(r, _)| r as u32).collect()
+        };
+        match predicate {
+            Predicate::FieldIs { field, values } => {
+                let matches = |text: &str| values.contains(&crate::text::lower(text));
+                match field.as_str() {
+                    "level" => {
+                        let wanted: Vec<bool> = Level::ALL.iter().map(|l| matches(l.as_str())).collect();
+                        Some(pick(&mut columns.levels.iter().map(|l| usize::from(*l)), &wanted))
+                    }
+                    "category" => {
+                        let wanted: Vec<bool> = columns.category_names.iter().map(|c| matches(c)).collect();
+                        Some(pick(&mut columns.categories.iter().map(|c| *c as usize), &wanted))
+                    }
+                    _ => {
+                        let coded = self.coded_column(field)?;
+                        let mut wanted = vec![false];
+                        wanted.extend(coded.texts.iter().map(|t| t.as_ref().is_some_and(|t| values.contains(t))));
+                        Some(pick(&mut coded.codes.iter().map(|c| usize::from(*c)), &wanted))
+                    }
+                }
+            }
+            Predicate::FieldCmp { field, op, value } => {
+                if field == "level" {
+                    let wanted: Vec<bool> = Level::ALL.iter().map(|l| op.holds(f64::from(l.code()), *value)).collect();
+                    return Some(pick(&mut columns.levels.iter().map(|l| usize::from(*l)), &wanted));
+                }
+                // `matches` reads a free-form field of the same name first; only a column
+                // that is the field's one source answers.
+                if self.footer.value_columns.iter().filter(|c| &c.name == field).count() != 1 {
+                    return None;
+                }
+                let index = self.footer.value_columns.iter().position(|c| &c.name == field)?;
+                let values = self.footer.value_columns[index].dictionary.as_ref()?;
+                let coded = self.coded.get(index)?.as_ref()?;
+                let mut wanted = vec![false];
+                wanted.extend(values.iter().map(|v| {
+                    let number = match v {
+                        Value::Number(n) => n.as_f64(),
+                        other => hubmon_model::json_text(other).and_then(|t| t.trim().parse::<f64>().ok()),
+                    };
+                    number.is_some_and(|n| op.holds(n, *value))
+                }));
+                Some(pick(&mut coded.codes.iter().map(|c| usize::from(*c)), &wanted))
+            }
+            _ => None,
+        }
     }
 
     fn key_is_exact(&self, key: &str) -> bool {
