@@ -11,6 +11,9 @@ use crate::segment::SegmentIndex;
 use crate::{Error, StoredEntry};
 
 /// Keys of the head's maps are already [`hash64`] values; hashing them again is waste.
+/// Byte keys (the segment writer's value dictionaries) get [`hash64`], faster than SipHash
+/// and safe here: the keys are the store's own data, not chosen to collide by a client who
+/// could not see the result anyway.
 #[derive(Default)]
 pub(crate) struct KeyHasher(u64);
 
@@ -20,9 +23,7 @@ impl std::hash::Hasher for KeyHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0 << 8) | u64::from(*byte);
-        }
+        self.0 = self.0.rotate_left(5) ^ hash64(bytes);
     }
 
     fn write_u64(&mut self, value: u64) {
@@ -105,24 +106,43 @@ impl Head {
 
     /// The index and columns of the head rows `rows` (in that order), so a flush need not
     /// index its lines a second time.
+    #[cfg(test)]
     pub fn segment_index(&self, rows: &[u32]) -> SegmentIndex {
-        let mut position = vec![u32::MAX; self.entries.len()];
-        for (segment_row, head_row) in rows.iter().enumerate() {
-            position[*head_row as usize] = u32::try_from(segment_row).unwrap_or(u32::MAX);
+        self.segment_indexes(&[rows.to_vec()]).remove(0)
+    }
+
+    /// `segment_index` for each of several disjoint row sets (a flush's hourly
+    /// segments), walking the head's postings once for all of them: walking them once per
+    /// segment made a flush's cost grow with the number of hours it spans.
+    pub fn segment_indexes(&self, parts: &[Vec<u32>]) -> Vec<SegmentIndex> {
+        let mut position = vec![(u32::MAX, u32::MAX); self.entries.len()];
+        for (part, rows) in parts.iter().enumerate() {
+            for (segment_row, head_row) in rows.iter().enumerate() {
+                position[*head_row as usize] =
+                    (u32::try_from(part).unwrap_or(u32::MAX), u32::try_from(segment_row).unwrap_or(u32::MAX));
+            }
         }
-        let mut postings: Vec<(u64, Vec<u32>)> = self
-            .index
-            .iter()
-            .filter_map(|(key, head_rows)| {
-                let mut mapped: Vec<u32> =
-                    head_rows.iter().map(|r| position[*r as usize]).filter(|p| *p != u32::MAX).collect();
-                if mapped.is_empty() {
-                    return None;
+        let mut postings: Vec<Vec<(u64, Vec<u32>)>> = parts.iter().map(|_| Vec::new()).collect();
+        let mut scratch: Vec<Vec<u32>> = parts.iter().map(|_| Vec::new()).collect();
+        for (key, head_rows) in &self.index {
+            for row in head_rows {
+                let (part, at) = position[*row as usize];
+                if let Some(list) = scratch.get_mut(part as usize) {
+                    list.push(at);
                 }
-                mapped.sort_unstable();
-                Some((*key, mapped))
-            })
-            .collect();
+            }
+            for (part, list) in scratch.iter_mut().enumerate() {
+                if list.is_empty() {
+                    continue;
+                }
+                list.sort_unstable();
+                postings[part].push((*key, std::mem::take(list)));
+            }
+        }
+        parts.iter().zip(postings).map(|(rows, postings)| self.part_index(rows, postings)).collect()
+    }
+
+    fn part_index(&self, rows: &[u32], mut postings: Vec<(u64, Vec<u32>)>) -> SegmentIndex {
         postings.sort_unstable_by_key(|(key, _)| *key);
         let mut texts: Vec<String> = self
             .texts

@@ -399,11 +399,17 @@ impl LogStore {
         let parts = u32::try_from(by_partition.len()).unwrap_or(u32::MAX);
         let segment_dir = self.dir.join("segments");
         let mut written = Vec::new();
-        for (part, (partition, mut rows)) in by_partition.into_iter().enumerate() {
+        let mut partitions = Vec::with_capacity(by_partition.len());
+        let mut row_sets = Vec::with_capacity(by_partition.len());
+        for (partition, mut rows) in by_partition {
             rows.sort_by_key(|r| (all[*r as usize].entry.timestamp, all[*r as usize].id));
+            partitions.push(partition);
+            row_sets.push(rows);
+        }
+        // The head already indexed these lines; carry its postings and columns over.
+        let indexes = frozen.head.segment_indexes(&row_sets);
+        for (part, ((partition, rows), index)) in partitions.into_iter().zip(&row_sets).zip(indexes).enumerate() {
             let entries: Vec<Arc<StoredEntry>> = rows.iter().map(|r| all[*r as usize].clone()).collect();
-            // The head already indexed these lines; carry its postings and columns over.
-            let index = frozen.head.segment_index(&rows);
             let origin = Origin {
                 wal_from: frozen.head.first_wal,
                 wal_to: frozen.wal_to,

@@ -118,7 +118,7 @@ struct Block {
 /// A column's encoder during a write: a dictionary while the column has few values.
 struct ColumnBuilder {
     name: String,
-    codes: HashMap<Vec<u8>, u32>,
+    codes: HashMap<Vec<u8>, u32, std::hash::BuildHasherDefault<crate::head::KeyHasher>>,
     values: Vec<Vec<u8>>,
     plain: bool,
 }
@@ -144,7 +144,7 @@ pub(super) fn write(
     names.extend(extra.into_iter().map(str::to_string));
     let mut builders: Vec<ColumnBuilder> = names
         .into_iter()
-        .map(|name| ColumnBuilder { name, codes: HashMap::new(), values: Vec::new(), plain: false })
+        .map(|name| ColumnBuilder { name, codes: HashMap::default(), values: Vec::new(), plain: false })
         .collect();
     let mut scratch = Vec::new();
     for stored in entries {
@@ -159,7 +159,7 @@ pub(super) fn write(
             }
             if builder.values.len() >= MAX_DICTIONARY_VALUES {
                 builder.plain = true;
-                builder.codes = HashMap::new();
+                builder.codes = HashMap::default();
                 builder.values = Vec::new();
                 continue;
             }
