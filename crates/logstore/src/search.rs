@@ -299,10 +299,10 @@ pub(crate) fn search(parts: &[&dyn Partition], request: &SearchRequest) -> Resul
     let next_cursor = if more { kept.last().map(|(c, _)| c.to_string()) } else { None };
     let hits = kept
         .into_iter()
-        .map(|(_, stored)| Hit {
-            id: stored.id,
-            highlights: highlights(&stored.entry.message, &terms),
-            entry: stored.entry.clone(),
+        .map(|(_, stored)| {
+            // Segment lines are decoded for this search alone: take them rather than copy.
+            let stored = Arc::try_unwrap(stored).unwrap_or_else(|shared| shared.as_ref().clone());
+            Hit { id: stored.id, highlights: highlights(&stored.entry.message, &terms), entry: stored.entry }
         })
         .collect();
     Ok(SearchResult { hits, next_cursor, examined })

@@ -507,8 +507,13 @@ fn statistics_answered_from_columns_equal_those_of_the_head() {
         queries
             .iter()
             .map(|q| {
-                let request =
-                    StatsRequest { query: Expr::parse(q).unwrap(), from: 1_699_990_000_000, to: 1_700_100_000_000, step: HOUR, top: 3 };
+                let request = StatsRequest {
+                    query: Expr::parse(q).unwrap(),
+                    from: 1_699_990_000_000,
+                    to: 1_700_100_000_000,
+                    step: HOUR,
+                    top: 3,
+                };
                 store.stats(&request).unwrap().total
             })
             .collect()

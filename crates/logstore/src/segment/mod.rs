@@ -34,6 +34,8 @@ pub(crate) struct SegmentIndex {
     pub columns: Columns,
 }
 
+/// Segments live behind an `Arc` each, so the size difference between formats is moot.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Segment {
     V1(v1::Segment),
     V2(v2::Segment),
