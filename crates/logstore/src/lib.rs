@@ -6,7 +6,10 @@
 //! - [`head`]: the lines since the last flush, in memory with an inverted index, searchable
 //!   as soon as `append` returns (near-real-time is immediate);
 //! - [`segment`]: a flush freezes the head, writes its lines into one compressed segment file
-//!   per hour of timestamps, then deletes the WAL files it came from;
+//!   per hour of timestamps, then deletes the WAL files it came from (format 2 is written,
+//!   format 1 files from earlier releases are still read);
+//! - [`codec`]: the binary row encoding (WAL records, segment blocks) and the key hash the
+//!   head and the segments' term index share;
 //! - [`search`]: the query language ([`query`]) answered by intersecting postings and testing
 //!   each candidate line, newest first with a cursor; statistics from per-row columns;
 //! - live tail: a broadcast of every accepted line.

@@ -36,10 +36,6 @@ const ROWS_PER_BLOCK: usize = 64;
 const TERMS_PER_BLOCK: usize = 512;
 /// zstd level of everything in a segment (see engine.md for the levels measured).
 const ZSTD_LEVEL: i32 = 3;
-
-fn level() -> i32 {
-    std::env::var("LSLEVEL").ok().and_then(|l| l.parse().ok()).unwrap_or(ZSTD_LEVEL)
-}
 /// Bytes of sample blocks that make the segment's compression dictionary.
 const DICTIONARY_BYTES: usize = 48 << 10;
 /// A column with more distinct values than this in a segment stores its values inline.
@@ -118,7 +114,9 @@ struct Block {
 /// A column's encoder during a write: a dictionary while the column has few values.
 struct ColumnBuilder {
     name: String,
-    codes: HashMap<Vec<u8>, u32, std::hash::BuildHasherDefault<crate::head::KeyHasher>>,
+    codes: HashMap<Vec<u8>, u16, std::hash::BuildHasherDefault<crate::head::KeyHasher>>,
+    /// `code + 1` per row so far (0 = absent), while the column is dictionary-coded.
+    rows: Vec<u16>,
     values: Vec<Vec<u8>>,
     plain: bool,
 }
@@ -144,7 +142,13 @@ pub(super) fn write(
     names.extend(extra.into_iter().map(str::to_string));
     let mut builders: Vec<ColumnBuilder> = names
         .into_iter()
-        .map(|name| ColumnBuilder { name, codes: HashMap::default(), values: Vec::new(), plain: false })
+        .map(|name| ColumnBuilder {
+            name,
+            codes: HashMap::default(),
+            values: Vec::new(),
+            rows: Vec::with_capacity(entries.len()),
+            plain: false,
+        })
         .collect();
     let mut scratch = Vec::new();
     for stored in entries {
@@ -154,17 +158,25 @@ pub(super) fn write(
             }
             scratch.clear();
             value_of(&stored.entry, column, &builder.name, &mut scratch);
-            if scratch == [ABSENT] || builder.codes.contains_key(&scratch) {
+            if scratch == [ABSENT] {
+                builder.rows.push(0);
+                continue;
+            }
+            if let Some(code) = builder.codes.get(&scratch) {
+                builder.rows.push(*code + 1);
                 continue;
             }
             if builder.values.len() >= MAX_DICTIONARY_VALUES {
                 builder.plain = true;
                 builder.codes = HashMap::default();
                 builder.values = Vec::new();
+                builder.rows = Vec::new();
                 continue;
             }
-            builder.codes.insert(scratch.clone(), u32::try_from(builder.values.len()).unwrap_or(u32::MAX));
+            let code = u16::try_from(builder.values.len()).unwrap_or(u16::MAX);
+            builder.codes.insert(scratch.clone(), code);
             builder.values.push(scratch.clone());
+            builder.rows.push(code + 1);
         }
     }
 
@@ -180,29 +192,6 @@ pub(super) fn write(
             put_bytes(&mut raw, stored.entry.message.as_bytes());
         }
         raw_blocks.push(raw);
-    }
-    if std::env::var_os("HUBMON_LOGSTORE_DETAIL").is_some() {
-        for (column, builder) in builders.iter().enumerate() {
-            let mut all = Vec::new();
-            for stored in entries {
-                scratch.clear();
-                value_of(&stored.entry, column, &builder.name, &mut scratch);
-                if builder.plain {
-                    all.extend_from_slice(&scratch);
-                } else {
-                    let code = if scratch == [ABSENT] { 0 } else { builder.codes.get(&scratch).map_or(0, |c| c + 1) };
-                    put_varint(&mut all, u64::from(code));
-                }
-            }
-            let size = zstd::bulk::compress(&all, 3).map(|c| c.len()).unwrap_or(0);
-            eprintln!("  column {} plain {} raw {} zstd {}", builder.name, builder.plain, all.len(), size);
-        }
-        let mut all = Vec::new();
-        for stored in entries {
-            put_bytes(&mut all, stored.entry.message.as_bytes());
-        }
-        let size = zstd::bulk::compress(&all, 3).map(|c| c.len()).unwrap_or(0);
-        eprintln!("  messages raw {} zstd {}", all.len(), size);
     }
 
     // The dictionary is whole sample blocks from across the segment: zstd then finds each
@@ -223,7 +212,7 @@ pub(super) fn write(
     out.extend_from_slice(&dictionary);
     let mut block_lens = Vec::with_capacity(raw_blocks.len());
     {
-        let mut compressor = zstd::bulk::Compressor::with_dictionary(level(), &dictionary).map_err(encode)?;
+        let mut compressor = zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, &dictionary).map_err(encode)?;
         for raw in &raw_blocks {
             let compressed = compressor.compress(raw).map_err(encode)?;
             block_lens.push((compressed.len(), raw.len()));
@@ -242,20 +231,13 @@ pub(super) fn write(
         answered.insert(hash64(crate::text::field_key("category", name).as_bytes()));
     }
     let mut codes: Vec<Vec<u16>> = Vec::new();
-    for (column, builder) in builders.iter().enumerate().filter(|(_, b)| !b.plain) {
+    for builder in builders.iter_mut().filter(|b| !b.plain) {
         for value in &builder.values {
             if let Some(text) = codec::get_value(value, &mut 0).flatten().as_ref().and_then(hubmon_model::json_text) {
                 answered.insert(hash64(crate::text::field_key(&builder.name, &text).as_bytes()));
             }
         }
-        let mut column_codes = Vec::with_capacity(entries.len());
-        for stored in entries {
-            scratch.clear();
-            value_of(&stored.entry, column, &builder.name, &mut scratch);
-            let code = if scratch == [ABSENT] { 0 } else { builder.codes.get(&scratch).map_or(0, |c| c + 1) };
-            column_codes.push(u16::try_from(code).unwrap_or(0));
-        }
-        codes.push(column_codes);
+        codes.push(std::mem::take(&mut builder.rows));
     }
     postings.retain(|(hash, _)| !answered.contains(hash));
     let rows_end = out.len();
@@ -303,17 +285,16 @@ pub(super) fn write(
     let json = serde_json::to_vec(&footer).map_err(|e| Error::Encode(e.to_string()))?;
     let footer_bytes = zstd::bulk::compress(&json, ZSTD_LEVEL).map_err(encode)?;
     out.extend_from_slice(&footer_bytes);
-    if std::env::var_os("HUBMON_LOGSTORE_SIZES").is_some() {
-        eprintln!(
-            "segment rows {} dict {} blocks {} terms {} columns {} footer {}",
-            entries.len(),
-            dictionary.len(),
-            rows_end - dictionary.len() - 8,
-            terms_end - rows_end,
-            columns_end - terms_end,
-            footer_bytes.len()
-        );
-    }
+    tracing::debug!(
+        path = %path.display(),
+        rows = entries.len(),
+        dictionary_bytes = dictionary.len(),
+        block_bytes = rows_end - dictionary.len() - MAGIC.len(),
+        term_bytes = terms_end - rows_end,
+        column_bytes = columns_end - terms_end,
+        footer_bytes = footer_bytes.len(),
+        "log segment written"
+    );
     out.extend_from_slice(&(footer_bytes.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&footer_bytes).to_le_bytes());
     out.extend_from_slice(MAGIC);
@@ -385,14 +366,8 @@ fn write_terms(
             _ => terms.push((hash, rows)),
         }
     }
-    if std::env::var_os("HUBMON_LOGSTORE_DETAIL").is_some() {
-        let singles = terms.iter().filter(|(_, r)| r.len() == 1).count();
-        let pairs = terms.iter().filter(|(_, r)| r.len() == 2).count();
-        let postings: usize = terms.iter().map(|(_, r)| r.len()).sum();
-        eprintln!("  terms {} singles {} pairs {} postings {}", terms.len(), singles, pairs, postings);
-    }
     let mut directory = Vec::new();
-    let mut compressor = zstd::bulk::Compressor::new(level())?;
+    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
     for chunk in terms.chunks(TERMS_PER_BLOCK) {
         let mut raw = Vec::new();
         put_varint(&mut raw, chunk.len() as u64);
