@@ -13,7 +13,7 @@ use prost::Message;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::structured::{from_object, logfmt};
+use super::structured::{MESSAGE_KEYS, from_object, logfmt};
 use super::{Limits, LineError, Parsed};
 
 #[derive(Clone, PartialEq, Message)]
@@ -172,7 +172,28 @@ fn entry(
     if line.len() > limits.max_line_bytes {
         return Err(format!("line is {} bytes, more than the limit of {}", line.len(), limits.max_line_bytes));
     }
-    let mut object = Map::new();
+    let trimmed = line.trim();
+    let structured = if trimmed.starts_with('{') {
+        match serde_json::from_str::<Value>(trimmed) {
+            Ok(Value::Object(fields)) => Some(fields),
+            _ => None,
+        }
+    } else {
+        logfmt(trimmed)
+    };
+    // The line's own fields win over the stream's labels and metadata, so the object starts
+    // from them and the labels fill in what the line does not say.
+    let (mut object, has_message) = match structured {
+        Some(fields) => {
+            let has_message = fields.keys().any(|k| MESSAGE_KEYS.contains(&k.as_str()));
+            (fields, has_message)
+        }
+        None => (Map::new(), false),
+    };
+    // 0 means "now" to some clients; Loki itself would refuse it, hubmon uses receive time.
+    if !object.contains_key("timestamp") {
+        object.insert("timestamp".into(), if ns == 0 { Value::from(received.as_millis()) } else { Value::from(ns) });
+    }
     for (k, v) in labels.iter().chain(metadata) {
         let key = match k.as_str() {
             "detected_level" => "level",
@@ -180,29 +201,14 @@ fn entry(
             "filename" => "file",
             other => other,
         };
-        object.insert(key.to_string(), Value::String(v.clone()));
-    }
-    // 0 means "now" to some clients; Loki itself would refuse it, hubmon uses receive time.
-    object.insert("timestamp".into(), if ns == 0 { Value::from(received.as_millis()) } else { Value::from(ns) });
-    let trimmed = line.trim();
-    let structured = if trimmed.starts_with('{') {
-        serde_json::from_str::<Value>(trimmed).ok().and_then(|v| v.as_object().cloned())
-    } else {
-        logfmt(trimmed)
-    };
-    let has_message = if let Some(fields) = structured {
-        let mut has_message = false;
-        for (k, v) in fields {
-            has_message |= matches!(k.as_str(), "message" | "msg" | "@message" | "text" | "event" | "body" | "log");
-            object.insert(k, v);
+        if !has_message && matches!(key, "message" | "msg") {
+            continue;
         }
-        has_message
-    } else {
-        false
-    };
+        if !object.contains_key(key) {
+            object.insert(key.to_string(), Value::String(v.clone()));
+        }
+    }
     if !has_message {
-        object.remove("message");
-        object.remove("msg");
         object.insert("message".into(), Value::String(line.trim_end_matches(['\r', '\n']).to_string()));
     }
     from_object(object, received, limits)

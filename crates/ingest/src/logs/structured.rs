@@ -10,7 +10,7 @@ use super::Limits;
 
 const TIMESTAMP_KEYS: [&str; 7] = ["timestamp", "ts", "time", "@timestamp", "t", "datetime", "asctime"];
 const LEVEL_KEYS: [&str; 7] = ["level", "lvl", "severity", "loglevel", "log_level", "levelname", "log.level"];
-const MESSAGE_KEYS: [&str; 7] = ["message", "msg", "@message", "text", "event", "body", "log"];
+pub(super) const MESSAGE_KEYS: [&str; 7] = ["message", "msg", "@message", "text", "event", "body", "log"];
 const MODULE_KEYS: [&str; 5] = ["module", "logger", "logger_name", "target", "component"];
 const FUNCTION_KEYS: [&str; 4] = ["function", "func", "funcName", "fn"];
 const LINE_KEYS: [&str; 3] = ["line", "lineno", "lineNumber"];
@@ -20,10 +20,82 @@ const SERVICE_KEYS: [&str; 4] = ["service", "service_name", "app", "application"
 const HOST_KEYS: [&str; 2] = ["host", "hostname"];
 const CATEGORY_KEYS: [&str; 2] = ["category", "cat"];
 
+/// The model's fields that a line's keys may fill, each with the key names loggers use for
+/// it, most preferred first.
+#[derive(Clone, Copy)]
+enum Slot {
+    Timestamp,
+    Level,
+    Message,
+    Category,
+    Module,
+    Function,
+    Line,
+    RequestId,
+    UserId,
+    Service,
+    Host,
+}
+
+const SLOTS: usize = 11;
+
+impl Slot {
+    /// The slot a key fills and the key's rank among that slot's names.
+    fn of(key: &str) -> Option<(Slot, usize)> {
+        let lists: [(Slot, &[&str]); SLOTS] = [
+            (Slot::Timestamp, &TIMESTAMP_KEYS),
+            (Slot::Level, &LEVEL_KEYS),
+            (Slot::Message, &MESSAGE_KEYS),
+            (Slot::Category, &CATEGORY_KEYS),
+            (Slot::Module, &MODULE_KEYS),
+            (Slot::Function, &FUNCTION_KEYS),
+            (Slot::Line, &LINE_KEYS),
+            (Slot::RequestId, &REQUEST_ID_KEYS),
+            (Slot::UserId, &USER_ID_KEYS),
+            (Slot::Service, &SERVICE_KEYS),
+            (Slot::Host, &HOST_KEYS),
+        ];
+        lists.iter().find_map(|(slot, names)| names.iter().position(|n| *n == key).map(|rank| (*slot, rank)))
+    }
+
+    /// Timestamps, levels and line numbers take any non-null value; text fields take strings,
+    /// numbers and booleans (an object under `message` stays a free-form field).
+    fn accepts(self, value: &Value) -> bool {
+        match self {
+            Slot::Timestamp | Slot::Level | Slot::Line => !value.is_null(),
+            _ => matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)),
+        }
+    }
+}
+
 /// Builds an entry from a JSON object. `received` is used when the line has no timestamp.
 /// The message may come back empty; callers decide whether that is acceptable.
 pub fn from_object(mut object: Map<String, Value>, received: Timestamp, limits: &Limits) -> Result<LogEntry, String> {
-    let timestamp = match take(&mut object, &TIMESTAMP_KEYS) {
+    // One pass over the keys finds, per slot, its most preferred key that is present.
+    let mut chosen: [Option<(usize, &str)>; SLOTS] = [None; SLOTS];
+    for (key, value) in &object {
+        if let Some((slot, rank)) = Slot::of(key)
+            && slot.accepts(value)
+            && chosen[slot as usize].is_none_or(|(best, _)| rank < best)
+        {
+            chosen[slot as usize] = Some((rank, key.as_str()));
+        }
+    }
+    let keys: [Option<String>; SLOTS] = chosen.map(|c| c.map(|(_, key)| key.to_string()));
+    let mut take = |slot: Slot| keys[slot as usize].as_ref().and_then(|key| object.remove_entry(key.as_str()));
+    let timestamp_field = take(Slot::Timestamp);
+    let level_field = take(Slot::Level);
+    let message = take(Slot::Message);
+    let category = take(Slot::Category);
+    let module = take(Slot::Module);
+    let function = take(Slot::Function);
+    let line = take(Slot::Line);
+    let request_id = take(Slot::RequestId);
+    let user_id = take(Slot::UserId);
+    let service = take(Slot::Service);
+    let host = take(Slot::Host);
+
+    let timestamp = match timestamp_field {
         Some((key, value)) => {
             let timestamp = parse_timestamp(&value, received).map_err(|e| format!("field {key:?}: {e}"))?;
             if limits.oldest.is_some_and(|oldest| timestamp < oldest) {
@@ -37,21 +109,21 @@ pub fn from_object(mut object: Map<String, Value>, received: Timestamp, limits: 
         None => received,
     };
     let mut entry = LogEntry::new(timestamp, Level::Info, String::new());
-    if let Some((_, value)) = take(&mut object, &LEVEL_KEYS) {
+    if let Some((_, value)) = level_field {
         entry.level = level_of(&value).unwrap_or_else(|| {
-            object.insert("level_original".into(), value.clone());
+            object.insert("level_original".into(), value);
             Level::Info
         });
     }
-    if let Some((_, value)) = take_text(&mut object, &MESSAGE_KEYS) {
+    if let Some(value) = message.map(text) {
         entry.message = value;
     }
-    if let Some((_, value)) = take_text(&mut object, &CATEGORY_KEYS) {
+    if let Some(value) = category.map(text) {
         entry.category = normalize_category(&value);
     }
-    entry.module = take_text(&mut object, &MODULE_KEYS).map(|(_, v)| v);
-    entry.function = take_text(&mut object, &FUNCTION_KEYS).map(|(_, v)| v);
-    if let Some((key, value)) = take(&mut object, &LINE_KEYS) {
+    entry.module = module.map(text);
+    entry.function = function.map(text);
+    if let Some((key, value)) = line {
         match value.as_u64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok())) {
             Some(line) => entry.line = u32::try_from(line).ok(),
             None => {
@@ -59,15 +131,23 @@ pub fn from_object(mut object: Map<String, Value>, received: Timestamp, limits: 
             }
         }
     }
-    entry.request_id = take_text(&mut object, &REQUEST_ID_KEYS).map(|(_, v)| v);
-    entry.user_id = take_text(&mut object, &USER_ID_KEYS).map(|(_, v)| v);
-    entry.service = take_text(&mut object, &SERVICE_KEYS).map(|(_, v)| v);
-    entry.host = take_text(&mut object, &HOST_KEYS).map(|(_, v)| v);
+    entry.request_id = request_id.map(text);
+    entry.user_id = user_id.map(text);
+    entry.service = service.map(text);
+    entry.host = host.map(text);
     if object.len() > limits.max_fields {
         return Err(format!("{} fields, more than the limit of {}", object.len(), limits.max_fields));
     }
     entry.fields = object;
     Ok(entry)
+}
+
+/// The text of a value a text slot accepted.
+fn text((_, value): (String, Value)) -> String {
+    match value {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
 }
 
 /// The level named by a JSON value: a name or alias, or a number (Python's 10…50,
@@ -84,31 +164,6 @@ fn level_of(value: &Value) -> Option<Level> {
         },
         _ => None,
     }
-}
-
-/// Removes the first present key of `keys` whose value is not null.
-fn take(object: &mut Map<String, Value>, keys: &[&str]) -> Option<(String, Value)> {
-    for key in keys {
-        if object.get(*key).is_some_and(|v| !v.is_null()) {
-            return object.remove(*key).map(|v| (key.to_string(), v));
-        }
-    }
-    None
-}
-
-/// Like [`take`], for text fields: strings and numbers are taken, objects are left in place.
-fn take_text(object: &mut Map<String, Value>, keys: &[&str]) -> Option<(String, String)> {
-    for key in keys {
-        let text = match object.get(*key) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::Bool(b)) => b.to_string(),
-            _ => continue,
-        };
-        object.remove(*key);
-        return Some((key.to_string(), text));
-    }
-    None
 }
 
 /// A timestamp in any format people send: RFC 3339, epoch seconds / ms / µs / ns (number or
