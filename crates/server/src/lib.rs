@@ -17,6 +17,7 @@ pub mod alerting;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod datadir;

@@ -66,7 +66,7 @@ pub async fn store(app: &AppState, entries: Vec<LogEntry>) -> Result<usize, Stor
     };
     let count = entries.len();
     let logs = app.logs.store.clone();
-    tokio::task::spawn_blocking(move || logs.append(entries)).await.map_err(|e| StoreFailed(e.to_string()))?.map_err(
+    crate::blocking::cpu_bound(move || logs.append(entries)).await.map_err(|e| StoreFailed(e.to_string()))?.map_err(
         |e| {
             tracing::error!(error = %e, "log append failed");
             StoreFailed(e.to_string())

@@ -60,8 +60,11 @@ pub async fn ingest(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ndjson = content_type.contains("ndjson") || content_type.contains("jsonlines");
     let limits = app.config.logs.limits();
-    let parsed =
-        batch::parse(&body, ndjson, Timestamp::now(), &limits).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let parsed = crate::blocking::cpu_bound(move || {
+        batch::parse(&body, ndjson, Timestamp::now(), &limits).map_err(|e| ApiError::bad_request(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let (status, result) = respond(&app, parsed).await?;
     Ok((status, Json(result)).into_response())
 }

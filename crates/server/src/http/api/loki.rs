@@ -44,15 +44,23 @@ pub async fn push(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
                 format!("Content-Encoding {encoding:?} is not supported for JSON pushes; send it uncompressed"),
             ));
         }
-        loki::decode_json(&body, now, &limits).map_err(|e| ApiError::bad_request(e.to_string()))?
+        crate::blocking::cpu_bound(move || {
+            loki::decode_json(&body, now, &limits).map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??
     } else if content_type.is_empty() || content_type.starts_with("application/x-protobuf") {
         let limit = usize::try_from(app.config.http.max_body_bytes)
             .unwrap_or(usize::MAX)
             .saturating_mul(MAX_DECOMPRESSED_FACTOR);
-        loki::decode_protobuf(&body, limit, now, &limits).map_err(|e| match e {
-            loki::PushError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-            other => ApiError::bad_request(other.to_string()),
-        })?
+        crate::blocking::cpu_bound(move || {
+            loki::decode_protobuf(&body, limit, now, &limits).map_err(|e| match e {
+                loki::PushError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+                other => ApiError::bad_request(other.to_string()),
+            })
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

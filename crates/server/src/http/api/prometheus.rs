@@ -122,7 +122,7 @@ pub async fn series(State(app): State<AppState>, uri: axum::http::Uri) -> Result
         return Err(PromError::bad_data("no match[] parameter provided"));
     }
     let store = app.metrics.clone();
-    let found = tokio::task::spawn_blocking(move || {
+    let found = crate::blocking::cpu_bound(move || {
         let mut sets = std::collections::BTreeSet::new();
         for matchers in &params.selectors {
             for series in store.select(matchers, params.start, params.end)? {
@@ -144,7 +144,7 @@ pub async fn series(State(app): State<AppState>, uri: axum::http::Uri) -> Result
 pub async fn labels(State(app): State<AppState>, uri: axum::http::Uri) -> Result<Response, PromError> {
     let params = parse_params(uri.query())?;
     let store = app.metrics.clone();
-    let names = tokio::task::spawn_blocking(move || {
+    let names = crate::blocking::cpu_bound(move || {
         if params.selectors.is_empty() {
             return store.label_names(&[], params.start, params.end);
         }
@@ -174,7 +174,7 @@ pub async fn label_values(
     }
     let params = parse_params(uri.query())?;
     let store = app.metrics.clone();
-    let values = tokio::task::spawn_blocking(move || {
+    let values = crate::blocking::cpu_bound(move || {
         if params.selectors.is_empty() {
             return store.label_values(&name, &[], params.start, params.end);
         }
@@ -469,7 +469,7 @@ async fn run_instant(app: AppState, uri: axum::http::Uri, body: Bytes) -> Result
         None => Timestamp::now().as_millis(),
     };
     let engine = app.query_engine.clone();
-    let value = tokio::task::spawn_blocking(move || engine.instant(&query, time))
+    let value = crate::blocking::cpu_bound(move || engine.instant(&query, time))
         .await
         .map_err(|e| PromError::internal(e.to_string()))?
         .map_err(engine_error)?;
@@ -510,11 +510,12 @@ async fn run_range(app: AppState, uri: axum::http::Uri, body: Bytes) -> Result<R
         ));
     }
     let engine = app.query_engine.clone();
-    let matrix = tokio::task::spawn_blocking(move || engine.range(&query, start, end, step))
+    // Writing the answer is part of the work: a big matrix is megabytes of JSON.
+    let body = crate::blocking::cpu_bound(move || engine.range(&query, start, end, step).map(|m| body::matrix(&m)))
         .await
         .map_err(|e| PromError::internal(e.to_string()))?
         .map_err(engine_error)?;
-    Ok(json_response(body::matrix(&matrix)))
+    Ok(json_response(body))
 }
 
 /// Evaluates an instant query: `query`, optional `time` (RFC 3339 or epoch seconds).
