@@ -243,6 +243,34 @@ fn union(lists: Vec<Vec<u32>>) -> Vec<u32> {
     all
 }
 
+/// Fewer candidates than this are read on the calling thread alone.
+const PARALLEL_MIN_ROWS: usize = 64;
+
+/// `keep` of each row's line, in the order of `rows`. Reading a candidate line (a block read
+/// and its decompression) is most of a selective search, so with many candidates the rows
+/// are split over the machine's cores (at most 4).
+fn check_rows<T: Send>(
+    part: &dyn Partition,
+    rows: &[u32],
+    keep: impl Fn(Arc<StoredEntry>) -> Option<T> + Sync,
+) -> Result<Vec<Option<T>>, Error> {
+    let check = |rows: &[u32]| rows.iter().map(|&row| part.entry(row).map(&keep)).collect::<Result<Vec<_>, Error>>();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    if threads < 2 || rows.len() < PARALLEL_MIN_ROWS {
+        return check(rows);
+    }
+    std::thread::scope(|scope| {
+        let check = &check;
+        let workers: Vec<_> =
+            rows.chunks(rows.len().div_ceil(threads)).map(|chunk| scope.spawn(move || check(chunk))).collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for worker in workers {
+            out.extend(worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
+        }
+        Ok(out)
+    })
+}
+
 /// Searches the partitions (any order) and returns the newest `limit` matches.
 pub(crate) fn search(parts: &[&dyn Partition], request: &SearchRequest) -> Result<SearchResult, Error> {
     let limit = request.limit.max(1);
@@ -275,19 +303,24 @@ pub(crate) fn search(parts: &[&dyn Partition], request: &SearchRequest) -> Resul
         }
         // `kept` is sorted here: nothing older than its last line can make the page.
         let worst = if kept.len() > limit { kept.last().map(|(c, _)| *c) } else { None };
+        let position = |row: u32| Cursor { timestamp: columns.timestamps[row as usize], id: columns.ids[row as usize] };
+        let useful = rows.iter().position(|&row| worst.is_some_and(|w| position(row) < w)).unwrap_or(rows.len());
+        let mut rows = &rows[..useful];
         let mut found = 0;
-        for row in rows {
-            let position = Cursor { timestamp: columns.timestamps[row as usize], id: columns.ids[row as usize] };
-            if worst.is_some_and(|w| position < w) {
-                break;
-            }
-            examined += 1;
-            let stored = part.entry(row)?;
-            if request.query.matches(&stored.entry) {
-                kept.push((position, stored));
-                found += 1;
-                if found > limit {
-                    break;
+        // Candidates are read a window at a time, as many as could still make the page, the
+        // window's lines on several threads.
+        'page: while !rows.is_empty() {
+            let (window, rest) = rows.split_at((limit + 1 - found).max(PARALLEL_MIN_ROWS).min(rows.len()));
+            rows = rest;
+            let checked = check_rows(*part, window, |stored| request.query.matches(&stored.entry).then_some(stored))?;
+            for (&row, stored) in window.iter().zip(checked) {
+                examined += 1;
+                if let Some(stored) = stored {
+                    kept.push((position(row), stored));
+                    found += 1;
+                    if found > limit {
+                        break 'page;
+                    }
                 }
             }
         }
@@ -400,15 +433,18 @@ pub(crate) fn stats(parts: &[&dyn Partition], request: &StatsRequest) -> Result<
                 *count = 0;
             }
         };
+        let mut rows: Vec<u32> = rows
+            .into_iter()
+            .filter(|&row| (request.from..request.to).contains(&columns.timestamps[row as usize]))
+            .collect();
+        if !exact {
+            let checked = check_rows(*part, &rows, |stored| request.query.matches(&stored.entry).then_some(()))?;
+            let mut matched = checked.into_iter();
+            rows.retain(|_| matched.next().flatten().is_some());
+        }
         for row in rows {
             let r = row as usize;
             let ts = columns.timestamps[r];
-            if ts < request.from || ts >= request.to {
-                continue;
-            }
-            if !exact && !request.query.matches(&part.entry(row)?.entry) {
-                continue;
-            }
             let index = ((ts - request.from) / step) as usize;
             if index >= buckets.len() {
                 continue;

@@ -45,6 +45,8 @@ const MAX_DICTIONARY_VALUES: usize = 4096;
 /// lines themselves).
 const MAX_LISTED_VALUES: usize = 1000;
 const CACHED_BLOCKS: usize = 64;
+/// Decompression contexts kept per segment (one per thread a search uses, see `search`).
+const KEPT_DECOMPRESSORS: usize = 4;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Footer {
@@ -90,9 +92,11 @@ pub(crate) struct Segment {
     blocks: Vec<(u64, u32, u32)>,
     /// Per value column, its codes when it is dictionary-coded.
     coded: Vec<Option<CodedColumn>>,
-    /// One decompression context with the segment's dictionary loaded: creating one per
-    /// block cost more than decompressing the block.
-    decompressor: Mutex<zstd::bulk::Decompressor<'static>>,
+    /// Decompression contexts with the segment's dictionary loaded, reused: creating one per
+    /// block cost more than decompressing the block. A search reads candidates on several
+    /// threads, so another context is made only when every kept one is in use.
+    decompressors: Mutex<Vec<zstd::bulk::Decompressor<'static>>>,
+    dictionary: Vec<u8>,
     size: u64,
     cache: Mutex<Vec<(usize, Arc<Block>)>>,
 }
@@ -559,10 +563,11 @@ impl Segment {
             columns,
             blocks,
             coded,
-            decompressor: Mutex::new(
+            decompressors: Mutex::new(vec![
                 zstd::bulk::Decompressor::with_dictionary(&dictionary)
                     .map_err(|e| corrupt(&format!("dictionary: {e}")))?,
-            ),
+            ]),
+            dictionary,
             footer,
             size,
             cache: Mutex::new(Vec::new()),
@@ -602,11 +607,20 @@ impl Segment {
         let &(offset, len, raw_len) =
             self.blocks.get(index).ok_or_else(|| self.corrupt(format!("no block {index}")))?;
         let compressed = self.read(offset, len)?;
-        let data = self
-            .decompressor
-            .lock()
-            .decompress(&compressed, raw_len as usize)
-            .map_err(|e| self.corrupt(format!("block {index}: {e}")))?;
+        let kept = self.decompressors.lock().pop();
+        let mut decompressor = match kept {
+            Some(decompressor) => decompressor,
+            None => zstd::bulk::Decompressor::with_dictionary(&self.dictionary)
+                .map_err(|e| self.corrupt(format!("dictionary: {e}")))?,
+        };
+        let data = decompressor.decompress(&compressed, raw_len as usize);
+        {
+            let mut kept = self.decompressors.lock();
+            if kept.len() < KEPT_DECOMPRESSORS {
+                kept.push(decompressor);
+            }
+        }
+        let data = data.map_err(|e| self.corrupt(format!("block {index}: {e}")))?;
         let rows = ROWS_PER_BLOCK.min(self.footer.rows as usize - index * ROWS_PER_BLOCK);
         let block = Arc::new(
             self.index_block(data, rows).ok_or_else(|| self.corrupt(format!("block {index} does not decode")))?,
