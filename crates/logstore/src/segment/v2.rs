@@ -12,7 +12,8 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use hubmon_model::{Level, LogEntry, Timestamp};
 use parking_lot::Mutex;
@@ -44,7 +45,8 @@ const MAX_DICTIONARY_VALUES: usize = 4096;
 /// `field_values` reads its rows instead (request ids would otherwise cost more than the
 /// lines themselves).
 const MAX_LISTED_VALUES: usize = 1000;
-const CACHED_BLOCKS: usize = 64;
+/// Decompressed row blocks kept for all open segments together (see [`BLOCK_CACHE`]).
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
 /// Decompression contexts kept per segment (one per thread a search uses, see `search`).
 const KEPT_DECOMPRESSORS: usize = 4;
 
@@ -98,7 +100,8 @@ pub(crate) struct Segment {
     decompressors: Mutex<Vec<zstd::bulk::Decompressor<'static>>>,
     dictionary: Vec<u8>,
     size: u64,
-    cache: Mutex<Vec<(usize, Arc<Block>)>>,
+    /// This segment's number in the block cache.
+    uid: u64,
 }
 
 /// A dictionary-coded column in memory: `code + 1` per row (0 = absent), and each dictionary
@@ -113,6 +116,45 @@ struct Block {
     data: Vec<u8>,
     /// `starts[column][row]`; the message column is last.
     starts: Vec<Vec<u32>>,
+}
+
+impl Block {
+    fn bytes(&self) -> usize {
+        self.data.len() + self.starts.iter().map(|s| s.len() * 4 + 24).sum::<usize>()
+    }
+}
+
+/// Decompressed row blocks of every open segment, by (segment, block), the least recently
+/// used dropped past [`BLOCK_CACHE_BYTES`]. Reading a candidate line is mostly its block's
+/// read and decompression, so a search that reads the same lines again (a refreshed dashboard,
+/// the next page, a count after a search) skips both, as a database's buffer cache would.
+struct BlockCache {
+    blocks: lru::LruCache<(u64, usize), Arc<Block>>,
+    bytes: usize,
+}
+
+static BLOCK_CACHE: LazyLock<Mutex<BlockCache>> =
+    LazyLock::new(|| Mutex::new(BlockCache { blocks: lru::LruCache::unbounded(), bytes: 0 }));
+
+/// Numbers open segments for the block cache: a segment opened again (or a new one at the
+/// same path) never finds another's blocks.
+static NEXT_SEGMENT: AtomicU64 = AtomicU64::new(0);
+
+impl BlockCache {
+    fn get(&mut self, key: (u64, usize)) -> Option<Arc<Block>> {
+        self.blocks.get(&key).cloned()
+    }
+
+    fn put(&mut self, key: (u64, usize), block: Arc<Block>) {
+        self.bytes += block.bytes();
+        if let Some(replaced) = self.blocks.put(key, block) {
+            self.bytes -= replaced.bytes();
+        }
+        while self.bytes > BLOCK_CACHE_BYTES {
+            let Some((_, evicted)) = self.blocks.pop_lru() else { break };
+            self.bytes -= evicted.bytes();
+        }
+    }
 }
 
 /// A column's encoder during a write: a dictionary while the column has few values.
@@ -570,7 +612,7 @@ impl Segment {
             dictionary,
             footer,
             size,
-            cache: Mutex::new(Vec::new()),
+            uid: NEXT_SEGMENT.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -601,8 +643,8 @@ impl Segment {
     }
 
     fn block(&self, index: usize) -> Result<Arc<Block>, Error> {
-        if let Some((_, block)) = self.cache.lock().iter().find(|(i, _)| *i == index) {
-            return Ok(block.clone());
+        if let Some(block) = BLOCK_CACHE.lock().get((self.uid, index)) {
+            return Ok(block);
         }
         let &(offset, len, raw_len) =
             self.blocks.get(index).ok_or_else(|| self.corrupt(format!("no block {index}")))?;
@@ -625,11 +667,7 @@ impl Segment {
         let block = Arc::new(
             self.index_block(data, rows).ok_or_else(|| self.corrupt(format!("block {index} does not decode")))?,
         );
-        let mut cache = self.cache.lock();
-        if cache.len() >= CACHED_BLOCKS {
-            cache.remove(0);
-        }
-        cache.push((index, block.clone()));
+        BLOCK_CACHE.lock().put((self.uid, index), block.clone());
         Ok(block)
     }
 
@@ -860,5 +898,31 @@ impl Partition for Segment {
         let keys = &self.footer.keys;
         let start = keys.partition_point(|k| k.as_str() < prefix);
         Ok(keys[start..].iter().take_while(|k| k.starts_with(prefix)).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod block_cache_tests {
+    use super::*;
+
+    #[test]
+    fn the_block_cache_keeps_to_its_budget_dropping_the_least_recently_used() {
+        let mut cache = BlockCache { blocks: lru::LruCache::unbounded(), bytes: 0 };
+        let block = || Arc::new(Block { data: vec![0; 10 << 20], starts: vec![vec![0; 64]] });
+        for index in 0..6 {
+            cache.put((1, index), block());
+        }
+        assert!(cache.get((1, 0)).is_some(), "60 MiB fit in the 64 MiB budget");
+        cache.put((1, 6), block());
+        assert!(cache.bytes <= BLOCK_CACHE_BYTES, "{} bytes kept", cache.bytes);
+        assert!(cache.get((1, 1)).is_none(), "the least recently used block went");
+        assert!(cache.get((1, 0)).is_some(), "a block just read stays");
+        assert!(cache.get((2, 0)).is_none(), "another segment's block 0 is not this one's");
+        cache.put((1, 0), block());
+        assert_eq!(
+            cache.bytes,
+            cache.blocks.iter().map(|(_, b)| b.bytes()).sum::<usize>(),
+            "replacing keeps the count"
+        );
     }
 }
