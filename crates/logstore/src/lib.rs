@@ -73,6 +73,11 @@ pub struct StoredEntry {
     pub entry: LogEntry,
 }
 
+/// Past this many times `head_max_lines`, or [`HEAD_HARD_LIMIT_BYTES`] of lines, an append
+/// flushes the head before it adds to it (see `LogStore::make_room`).
+const HEAD_HARD_LIMIT_FACTOR: usize = 4;
+const HEAD_HARD_LIMIT_BYTES: usize = 1 << 30;
+
 /// How the store behaves; the server maps its `[logs]` section onto this.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -219,6 +224,7 @@ impl LogStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        self.make_room()?;
         let mut writer = self.writer.lock();
         let first = writer.next_id;
         let stored: Vec<StoredEntry> =
@@ -369,6 +375,28 @@ impl LogStore {
     /// Writes the head (and any frozen head a failed flush left) into segments.
     pub fn flush(&self) -> Result<(), Error> {
         let _one_at_a_time = self.flushing.lock();
+        self.flush_holding_the_lock()
+    }
+
+    /// Backpressure. The maintenance task flushes the head when it reaches its limits, but
+    /// while one flush runs, a faster ingest grows the next head, which then takes longer to
+    /// flush: memory would grow without bound. Past a hard limit an appender flushes the head
+    /// itself (or waits for the running flush and then flushes), so the callers slow down to
+    /// what the flusher sustains instead of the process running out of memory.
+    fn make_room(&self) -> Result<(), Error> {
+        let over = || {
+            let head = self.head.read();
+            head.len() >= self.options.head_max_lines.saturating_mul(HEAD_HARD_LIMIT_FACTOR)
+                || head.bytes() >= HEAD_HARD_LIMIT_BYTES
+        };
+        if !over() {
+            return Ok(());
+        }
+        let _one_at_a_time = self.flushing.lock();
+        if over() { self.flush_holding_the_lock() } else { Ok(()) }
+    }
+
+    fn flush_holding_the_lock(&self) -> Result<(), Error> {
         {
             let mut writer = self.writer.lock();
             let mut head = self.head.write();

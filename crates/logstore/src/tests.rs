@@ -525,3 +525,20 @@ fn statistics_answered_from_columns_equal_those_of_the_head() {
     store.flush().unwrap();
     assert_eq!(totals(&store), scanned);
 }
+
+#[test]
+fn appends_flush_the_head_themselves_when_the_flusher_falls_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nobody calls maintain or flush here, as when the flusher cannot keep up.
+    let options = Options { head_max_lines: 10, head_max_age: Duration::from_secs(3600), ..Options::default() };
+    let store = LogStore::open(dir.path(), options).unwrap();
+    let mut biggest_head = 0;
+    for batch in 0..20 {
+        let lines = (0..5).map(|i| line(1_700_000_000_000 + batch * 5 + i, Level::Info, "backpressure line")).collect();
+        store.append(lines).unwrap();
+        biggest_head = biggest_head.max(store.store_stats().head_lines);
+    }
+    assert!(biggest_head <= 4 * 10 + 5, "the head held {biggest_head} lines");
+    assert!(store.store_stats().lines_in_segments >= 40, "{:?}", store.store_stats());
+    assert_eq!(everything(&store, "backpressure").len(), 100, "every acknowledged line is searchable");
+}
