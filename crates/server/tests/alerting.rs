@@ -7,16 +7,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::process::HUBMON;
 use common::{Backend, TestServer, body};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const HUBMON: &str = env!("CARGO_BIN_EXE_hubmon");
 
 #[tokio::test]
 async fn rules_api_validates_dry_runs_and_manages_rules_and_silences() {
@@ -221,33 +219,11 @@ async fn receiver() -> Receiver {
 }
 
 fn start(data: &str, config: &str) -> (Child, String) {
-    let mut child = Command::new(HUBMON)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--config", config])
-        .env("HUBMON_ADMIN_PASSWORD", "alerting-test-password")
-        .env("HUBMON_LOG_FORMAT", "text")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(Ok(line)) = lines.next()
-            && let Some(address) = line.strip_prefix("hubmon: listening on ")
-        {
-            std::thread::spawn(move || for _ in lines.by_ref() {});
-            return (child, address.to_string());
-        }
-    }
-    panic!("server did not start");
+    common::process::serve(data, &["--config", config], &[])
 }
 
 fn token(data: &str, config: &str, role: &str) -> String {
-    let out = Command::new(HUBMON)
-        .args(["token", "create", "--role", role, "--name", role, "--data-dir", data, "--config", config])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::process::create_token(data, &["--config", config], role)
 }
 
 /// Pushes `value` for the gauge every 300 ms until the returned handle is dropped (aborted).

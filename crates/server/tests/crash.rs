@@ -3,51 +3,20 @@
 
 #![allow(clippy::unwrap_used, clippy::zombie_processes)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
+
+use common::process::{create_token, serve};
 
 use hubmon_model::{Matcher, Querier};
-
-const HUBMON: &str = env!("CARGO_BIN_EXE_hubmon");
-
-fn start(data: &str) -> (std::process::Child, String) {
-    let mut child = Command::new(HUBMON)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data])
-        .env("HUBMON_ADMIN_PASSWORD", "crash-test-password")
-        .env("HUBMON_LOG_FORMAT", "text")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Some(Ok(line)) = lines.next()
-            && let Some(address) = line.strip_prefix("hubmon: listening on ")
-        {
-            // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines.by_ref() {});
-            return (child, address.to_string());
-        }
-    }
-    panic!("server did not start");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_sample_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
-    let (mut server, address) = start(&data);
-    let token = String::from_utf8(
-        Command::new(HUBMON)
-            .args(["token", "create", "--role", "ingest", "--name", "crash", "--data-dir", &data])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let (mut server, address) = serve(&data, &[], &[]);
+    let token = create_token(&data, &[], "ingest");
 
     let client = reqwest::Client::new();
     let base =
@@ -98,7 +67,7 @@ async fn every_acknowledged_sample_survives_kill_9() {
     assert!(stored <= acknowledged + 100, "more than the one in-flight batch extra: {stored} vs {acknowledged}");
 
     // And the server itself comes back with them.
-    let (mut again, address) = start(&data);
+    let (mut again, address) = serve(&data, &[], &[]);
     let admin = reqwest::Client::new().get(format!("{address}/healthz")).send().await.unwrap();
     assert_eq!(admin.status(), 200);
     again.kill().unwrap();

@@ -702,43 +702,11 @@ setTimeout(() => {}, 1500);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_line_survives_kill_9() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    const HUBMON: &str = env!("CARGO_BIN_EXE_hubmon");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
-    let start = || {
-        let mut child = Command::new(HUBMON)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &data])
-            .env("HUBMON_ADMIN_PASSWORD", "crash-test-password")
-            .env("HUBMON_LOG_FORMAT", "text")
-            .env("HUBMON_LOGS_HEAD_MAX_LINES", "3000")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(Ok(line)) = lines.next()
-                && let Some(address) = line.strip_prefix("hubmon: listening on ")
-            {
-                std::thread::spawn(move || for _ in lines.by_ref() {});
-                return (child, address.to_string());
-            }
-        }
-        panic!("server did not start");
-    };
+    let start = || common::process::serve(&data, &[], &[("HUBMON_LOGS_HEAD_MAX_LINES", "3000")]);
     let (mut server, address) = start();
-    let token = String::from_utf8(
-        Command::new(HUBMON)
-            .args(["token", "create", "--role", "ingest", "--name", "crash", "--data-dir", &data])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let token = common::process::create_token(&data, &[], "ingest");
     let killer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         server.kill().unwrap(); // SIGKILL
@@ -784,16 +752,7 @@ async fn every_acknowledged_line_survives_kill_9() {
 
     // And the restarted server answers searches over them.
     let (mut again, address) = start();
-    let admin_token = String::from_utf8(
-        Command::new(HUBMON)
-            .args(["token", "create", "--role", "viewer", "--name", "reader", "--data-dir", &data])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let admin_token = common::process::create_token(&data, &[], "viewer");
     let stats: Value = client
         .get(format!("{address}/api/v1/logs/stats"))
         .bearer_auth(&admin_token)

@@ -285,8 +285,6 @@ async fn the_in_app_inbox_counts_and_marks_read() {
     server.stop().await;
 }
 
-const HUBMON: &str = env!("CARGO_BIN_EXE_hubmon");
-
 /// The hubmon process, killed when dropped (a failing test leaves nothing running).
 struct Process(std::process::Child);
 
@@ -298,54 +296,10 @@ impl Drop for Process {
 }
 
 fn start_binary(data: &str) -> (Process, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(HUBMON)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data])
-        .env("HUBMON_ADMIN_PASSWORD", "kill-test-password")
-        .env("HUBMON_LOG_FORMAT", "text")
-        .env("HUBMON_NOTIFY_LEASE", "3s")
-        .env("HUBMON_NOTIFY_POLL_INTERVAL", "100ms")
-        .env("HUBMON_HOST_ENABLED", "false")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some(Ok(line)) = lines.next()
-            && let Some(address) = line.strip_prefix("hubmon: listening on ")
-        {
-            std::thread::spawn(move || for _ in lines.by_ref() {});
-            return (Process(child), address.to_string());
-        }
-    }
-    let _ = child.kill();
-    panic!("hubmon did not start");
-}
-
-async fn login_token(base: &str) -> String {
-    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": "kill-test-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let created: Value = client
-        .post(format!("{base}/api/v1/tokens"))
-        .header("x-csrf-token", login["csrf_token"].as_str().unwrap())
-        .json(&json!({"name": "kill-test", "role": "admin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    created["token"].as_str().unwrap().to_string()
+    let env =
+        [("HUBMON_NOTIFY_LEASE", "3s"), ("HUBMON_NOTIFY_POLL_INTERVAL", "100ms"), ("HUBMON_HOST_ENABLED", "false")];
+    let (child, address) = common::process::serve(data, &[], &env);
+    (Process(child), address)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,7 +307,7 @@ async fn kill_9_with_sends_in_flight_loses_nothing_and_repeats_only_those() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_string();
     let (hubmon, base) = start_binary(&data);
-    let token = login_token(&base).await;
+    let token = common::process::create_token(&data, &[], "admin");
     let client = reqwest::Client::new();
     let receiver = Receiver::start("ok").await;
     // Every request is received and then held: the sends are in flight when hubmon dies.

@@ -9,6 +9,8 @@ use hubmon::config::{Config, ListenAddr, Overrides, StateUrl};
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 
+pub mod process;
+
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// Which state store a test server uses.
