@@ -302,55 +302,8 @@ fn extract_fields(entry: &LogEntry, line: &str, labels: &mut Labels, json: bool)
             flatten("", &value, labels);
         }
     } else {
-        for (key, value) in logfmt_pairs(trimmed) {
-            labels.insert(sanitize(&key), value);
-        }
-    }
-}
-
-/// `key=value key="quoted \"value\"" flag` pairs; a bare key has an empty value.
-fn logfmt_pairs(text: &str) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        if key.is_empty() && chars.peek().is_none() {
-            return pairs;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'=') {
-            chars.next();
-            if chars.peek() == Some(&'"') {
-                chars.next();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => value.extend(chars.next()),
-                        '"' => break,
-                        other => value.push(other),
-                    }
-                }
-            } else {
-                while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() {
-                        break;
-                    }
-                    value.push(c);
-                    chars.next();
-                }
-            }
-        }
-        if !key.is_empty() {
-            pairs.push((key, value));
+        for (key, value) in hubmon_model::logfmt::lenient(trimmed) {
+            labels.insert(sanitize(&key), value.unwrap_or_default());
         }
     }
 }
@@ -996,9 +949,13 @@ mod tests {
 
     #[test]
     fn logfmt_values_may_be_quoted() {
-        let pairs = logfmt_pairs(r#"a=1 msg="two words" q="say \"hi\"" flag"#);
-        let expected = [("a", "1"), ("msg", "two words"), ("q", "say \"hi\""), ("flag", "")];
-        assert_eq!(pairs, expected.map(|(k, v)| (k.to_string(), v.to_string())));
+        let line = r#"a=1 msg="two words" q="say \"hi\"" flag"#;
+        let entry = LogEntry::new(Timestamp(0), Level::Info, line.to_string());
+        let mut labels = Labels::new();
+        extract_fields(&entry, line, &mut labels, false);
+        for (key, value) in [("a", "1"), ("msg", "two words"), ("q", "say \"hi\""), ("flag", "")] {
+            assert_eq!(labels.get(key).map(String::as_str), Some(value), "{key} in {labels:?}");
+        }
     }
 
     #[test]

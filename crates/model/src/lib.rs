@@ -9,6 +9,7 @@ mod alert;
 mod duration;
 mod health;
 mod log;
+pub mod logfmt;
 mod role;
 mod series;
 mod time;

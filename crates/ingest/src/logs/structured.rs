@@ -244,68 +244,10 @@ fn epoch_to_ms(value: f64, exact: Option<i64>) -> i64 {
 /// Parses `key=value key2="quoted value" flag` pairs. `None` unless the whole line is logfmt
 /// with at least two pairs (so prose with one `=` in it stays prose).
 pub fn logfmt(line: &str) -> Option<Map<String, Value>> {
-    let mut object = Map::new();
-    let mut chars = line.trim().chars().peekable();
-    while chars.peek().is_some() {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            if c == '"' {
-                return None;
-            }
-            key.push(c);
-            chars.next();
-        }
-        if key.is_empty() {
-            if chars.peek().is_some() {
-                return None;
-            }
-            break;
-        }
-        let value = if chars.peek() == Some(&'=') {
-            chars.next();
-            let mut value = String::new();
-            if chars.peek() == Some(&'"') {
-                chars.next();
-                let mut closed = false;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => match chars.next() {
-                            Some('n') => value.push('\n'),
-                            Some('t') => value.push('\t'),
-                            Some(other) => value.push(other),
-                            None => return None,
-                        },
-                        '"' => {
-                            closed = true;
-                            break;
-                        }
-                        other => value.push(other),
-                    }
-                }
-                if !closed || chars.peek().is_some_and(|c| !c.is_whitespace()) {
-                    return None;
-                }
-            } else {
-                while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() {
-                        break;
-                    }
-                    value.push(c);
-                    chars.next();
-                }
-            }
-            Value::String(value)
-        } else {
-            Value::Bool(true)
-        };
-        object.insert(key, value);
-    }
+    let object: Map<String, Value> = hubmon_model::logfmt::strict(line)?
+        .into_iter()
+        .map(|(key, value)| (key, value.map_or(Value::Bool(true), Value::String)))
+        .collect();
     let pairs = object.values().filter(|v| v.is_string()).count();
     (pairs >= 2).then_some(object)
 }
