@@ -122,6 +122,14 @@ fn number(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e15 { format!("{}", value as i64) } else { value.to_string() }
 }
 
+/// `start` and `end` of a range request: `end` defaults to now, `start` to an hour before
+/// `end`, as in Loki.
+fn span_params(params: &LokiParams, now: i64) -> Result<(i64, i64), String> {
+    let end = time_param("end", params.end.as_deref())?.unwrap_or(now);
+    let start = time_param("start", params.start.as_deref())?.unwrap_or(end - 3_600_000);
+    Ok((start, end))
+}
+
 fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, String> {
     parse_time(name, value).map_err(|e| e.message)
 }
@@ -163,12 +171,8 @@ async fn evaluate(app: &AppState, params: LokiParams, instant: bool) -> Response
         let start = if query.is_metric() { time } else { time - 3_600_000 };
         (start, time, 1000)
     } else {
-        let end = match time_param("end", params.end.as_deref()) {
-            Ok(t) => t.unwrap_or(now),
-            Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
-        };
-        let start = match time_param("start", params.start.as_deref()) {
-            Ok(t) => t.unwrap_or(end - 3_600_000),
+        let (start, end) = match span_params(&params, now) {
+            Ok(span) => span,
             Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
         };
         if start > end {
@@ -291,12 +295,8 @@ pub async fn series(State(app): State<AppState>, Query(params): Query<LokiParams
         Err(error) => return logql_error(error),
     };
     let now = Timestamp::now().as_millis();
-    let end = match time_param("end", params.end.as_deref()) {
-        Ok(t) => t.unwrap_or(now),
-        Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
-    };
-    let start = match time_param("start", params.start.as_deref()) {
-        Ok(t) => t.unwrap_or(end - 3_600_000),
+    let (start, end) = match span_params(&params, now) {
+        Ok(span) => span,
         Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
     };
     let range = Range { start, end, step: 1000, limit: 10_000, backward: true };
