@@ -33,16 +33,8 @@ while (($#)); do
   esac
 done
 
-log() { echo "[$(date '+%H:%M:%S')] $*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-STARTED=()
-cleanup() {
-  local pid
-  for pid in "${STARTED[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 NODE_EXPORTER=${NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
 [[ -x $NODE_EXPORTER ]] || die "$NODE_EXPORTER is missing (apt-get install prometheus-node-exporter)"

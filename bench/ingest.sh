@@ -40,22 +40,10 @@ while (($#)); do
   esac
 done
 
-log() { echo "[$(date '+%H:%M:%S')] $*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-# Servers this script started; stopped (by pid) if it ends early.
-STARTED=()
-cleanup() {
-  local pid
-  for pid in "${STARTED[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-
-for tool in jq curl python3 prometheus victoria-metrics; do
-  command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+require_tools jq curl python3 prometheus victoria-metrics
 
 mkdir -p "$WORK/bin" "$RESULTS/runs"
 if ((BUILD)); then
@@ -140,8 +128,8 @@ readback_promql() {
   local name samples=0 series=0 names
   names=$(curl -sf -G "$1/api/v1/label/__name__/values" | jq -r '.data[] | select(startswith("bench_"))')
   for name in $names; do
-    samples=$((samples + $(promql_scalar "$1" "sum(count_over_time($name[2d]))")))
-    series=$((series + $(promql_scalar "$1" "count(last_over_time($name[2d]))")))
+    samples=$((samples + $(promql_scalar "$1" "sum(count_over_time(${name}[2d]))")))
+    series=$((series + $(promql_scalar "$1" "count(last_over_time(${name}[2d]))")))
   done
   jq -n --argjson samples "$samples" --argjson series "$series" --argjson names "$(wc -w <<<"$names")" \
     '{samples: $samples, series: $series, metric_names: $names,

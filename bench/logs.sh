@@ -48,7 +48,7 @@ READ_TOKEN=$(target/release/hubmon token create --role viewer --name bench-read 
 log "hubmon load"
 $NICE python3 bench/logs_load.py hubmon "http://127.0.0.1:$HUB_PORT" "$INGEST_TOKEN" "$WORK" "$HUB_PID" | record
 machine "after hubmon load"
-sleep ${SETTLE_HUBMON:-45}   # head_max_age 20s: the last lines leave memory for segments
+sleep "${SETTLE_HUBMON:-45}"   # head_max_age 20s: the last lines leave memory for segments
 echo "{\"system\":\"hubmon\",\"disk_bytes\":$(du -sb "$HUB_DIR/logs" | cut -f1),\"disk_what\":\"du -sb data_dir/logs after the head flushed\"}" | record
 
 # --- ClickHouse ------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ if command -v clickhouse-server >/dev/null; then
   log "clickhouse load"
   $NICE python3 bench/logs_load.py clickhouse "$CH_URL" "$WORK" "$CH_PID" | record
   machine "after clickhouse load"
-  sleep ${SETTLE_CH:-30}   # let background merges settle
+  sleep "${SETTLE_CH:-30}"   # let background merges settle
   CH_DISK=$(curl -sf "$CH_URL/" --data-binary "SELECT sum(bytes_on_disk) FROM system.parts WHERE table='logs' AND active")
   CH_PARTS=$(curl -sf "$CH_URL/" --data-binary "SELECT count() FROM system.parts WHERE table='logs' AND active")
   echo "{\"system\":\"clickhouse\",\"disk_bytes\":$CH_DISK,\"active_parts\":$CH_PARTS,\"disk_what\":\"sum(bytes_on_disk) of active parts, 30 s after the load\"}" | record
@@ -112,5 +112,5 @@ log "queries ($REPS repetitions each)"
 machine "before queries"
 $NICE python3 bench/logs_query.py "$WORK" "$REPS" "http://127.0.0.1:$HUB_PORT" "$READ_TOKEN" "$CH_URL" "$PG_DB_URL" | record
 machine "after queries"
-for p in "${PIDS[@]}"; do echo "{\"pid\":$p,\"vm_hwm_kb_end\":$(awk '/VmHWM/{print $2}' /proc/$p/status 2>/dev/null || echo 0)}" | record; done
+for p in "${PIDS[@]}"; do echo "{\"pid\":$p,\"vm_hwm_kb_end\":$(awk '/VmHWM/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)}" | record; done
 log "raw results in $OUT"

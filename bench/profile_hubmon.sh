@@ -24,7 +24,9 @@ while (($#)); do
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+require_tools perf
 if ((BUILD)); then
   (cd "$ROOT" && cargo build --release --locked -p hubmon -p hubmon-bench) >&2
 fi

@@ -50,21 +50,10 @@ while (($#)); do
   esac
 done
 
-log() { echo "[$(date '+%H:%M:%S')] $*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-STARTED=()
-cleanup() {
-  local pid
-  for pid in "${STARTED[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-
-for tool in jq curl python3 prometheus victoria-metrics; do
-  command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+require_tools jq curl python3 prometheus victoria-metrics
 
 mkdir -p "$WORK/bin" "$RESULTS/runs"
 if ((BUILD)); then
