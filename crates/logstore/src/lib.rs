@@ -196,10 +196,8 @@ impl LogStore {
         let mut head = Head::new(replayed.first().map_or(wal.seq(), |r| r.seq));
         let replayed_lines: usize = replayed.iter().map(|r| r.entries.len()).sum();
         for file in replayed {
-            for stored in file.entries {
-                next_id = next_id.max(stored.id + 1);
-                head.push(Arc::new(stored));
-            }
+            next_id = file.entries.iter().map(|s| s.id + 1).fold(next_id, u64::max);
+            head.push(file.entries.into_iter().map(Arc::new));
         }
         if replayed_lines > 0 {
             tracing::info!(lines = replayed_lines, "log WAL replayed");
@@ -235,14 +233,11 @@ impl LogStore {
         }
         writer.next_id = first + stored.len() as u64;
         let ids: Vec<u64> = stored.iter().map(|s| s.id).collect();
-        {
-            let mut head = self.head.write();
-            for line in stored {
-                let line = Arc::new(line);
-                head.push(line.clone());
-                // No receivers is not an error: nobody is tailing.
-                let _ = self.tail.send(line);
-            }
+        let lines: Vec<Arc<StoredEntry>> = stored.into_iter().map(Arc::new).collect();
+        self.head.write().push(lines.iter().cloned());
+        for line in lines {
+            // No receivers is not an error: nobody is tailing.
+            let _ = self.tail.send(line);
         }
         self.head_started.lock().get_or_insert_with(Instant::now);
         Ok(ids)

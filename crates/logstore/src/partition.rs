@@ -99,9 +99,9 @@ pub(crate) enum KeyKind {
 }
 
 /// Calls `visit` with every index key of a line, built in `buffer` (reused, so indexing a
-/// line allocates nothing once the buffer has grown): its message tokens, each field's value
-/// (lower-cased, when short enough), each field's presence, and the stream labels as sent.
-/// A key may be visited twice (a free-form field named like a model field); callers dedup.
+/// line allocates nothing once the buffer has grown): its message tokens, then what
+/// [`visit_field_keys`] visits. A key may be visited twice (a free-form field named like a
+/// model field); callers dedup.
 pub(crate) fn visit_keys(entry: &LogEntry, buffer: &mut Vec<u8>, mut visit: impl FnMut(&[u8], KeyKind)) {
     let message = entry.message.as_str();
     for token in message.split(|c: char| !text::is_word_char(c)).filter(|t| !t.is_empty()) {
@@ -113,6 +113,12 @@ pub(crate) fn visit_keys(entry: &LogEntry, buffer: &mut Vec<u8>, mut visit: impl
         push_lower(buffer, token);
         visit(buffer, KeyKind::Value);
     }
+    visit_field_keys(entry, buffer, visit);
+}
+
+/// The keys of a line's fields: each field's value (lower-cased, when short enough), each
+/// field's presence, and the stream labels as sent.
+pub(crate) fn visit_field_keys(entry: &LogEntry, buffer: &mut Vec<u8>, mut visit: impl FnMut(&[u8], KeyKind)) {
     let mut number = String::new();
     let mut field = |name: &str, value: &str, buffer: &mut Vec<u8>, label: bool| {
         buffer.clear();

@@ -29,8 +29,6 @@ pub(crate) struct Origin {
 pub(crate) struct SegmentIndex {
     /// (64-bit key hash, rows ascending), by hash.
     pub postings: Vec<(u64, Vec<u32>)>,
-    /// The text of the presence, label and field-value keys the rows have, sorted.
-    pub texts: Vec<String>,
     pub columns: Columns,
 }
 

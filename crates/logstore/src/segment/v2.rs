@@ -266,7 +266,8 @@ pub(super) fn write(
         }
     }
 
-    let SegmentIndex { mut postings, texts, columns } = index;
+    let SegmentIndex { mut postings, columns } = index;
+    let (texts, plain) = key_texts(&builders, &columns);
     // Dictionary-coded fields, level and category are answered from the in-memory columns
     // (exactly, comparisons included), so their value postings would only take space.
     let mut answered: std::collections::HashSet<u64> = std::collections::HashSet::new();
@@ -301,7 +302,9 @@ pub(super) fn write(
     out.extend_from_slice(&compressed);
 
     let columns_end = out.len();
-    let (keys, unlisted) = listed_keys(texts);
+    let (keys, mut unlisted) = listed_keys(texts);
+    unlisted.extend(plain);
+    unlisted.sort_unstable();
     let footer = Footer {
         origin,
         partition,
@@ -362,6 +365,52 @@ fn value_of(entry: &LogEntry, column: usize, name: &str, out: &mut Vec<u8>) {
             None => out.push(ABSENT),
         }
     }
+}
+
+/// The text of the presence, stream-label and field-value keys the segment's rows have, for
+/// listings, and the fields with too many values to list. Value texts come from the value
+/// dictionaries: a column with too many values to code has too many to list.
+fn key_texts(builders: &[ColumnBuilder], columns: &Columns) -> (Vec<String>, Vec<String>) {
+    fn add(texts: &mut std::collections::BTreeSet<String>, name: &str, text: &str, label: bool) {
+        texts.insert(format!("p\u{0}{name}"));
+        if label && text.len() <= crate::text::MAX_INDEXED_VALUE_BYTES {
+            texts.insert(format!("v\u{0}{name}\u{0}{text}"));
+        }
+        let lower = crate::text::lower(text);
+        if lower.len() <= crate::text::MAX_INDEXED_VALUE_BYTES {
+            texts.insert(format!("f\u{0}{name}\u{0}{lower}"));
+        }
+    }
+    let mut texts = std::collections::BTreeSet::new();
+    for level in Level::ALL {
+        if columns.levels.contains(&level.code()) {
+            add(&mut texts, "level", level.as_str(), true);
+        }
+    }
+    let mut categories = vec![false; columns.category_names.len()];
+    for category in &columns.categories {
+        if let Some(seen) = categories.get_mut(*category as usize) {
+            *seen = true;
+        }
+    }
+    for (name, _) in columns.category_names.iter().zip(&categories).filter(|(_, seen)| **seen) {
+        add(&mut texts, "category", name, true);
+    }
+    let mut plain = Vec::new();
+    for builder in builders {
+        if builder.plain {
+            texts.insert(format!("p\u{0}{}", builder.name));
+            plain.push(builder.name.clone());
+            continue;
+        }
+        let label = crate::partition::STREAM_LABELS.contains(&builder.name.as_str());
+        for raw in &builder.values {
+            if let Some(text) = codec::get_value(raw, &mut 0).flatten().as_ref().and_then(hubmon_model::json_text) {
+                add(&mut texts, &builder.name, &text, label);
+            }
+        }
+    }
+    (texts.into_iter().collect(), plain)
 }
 
 /// Splits the key texts into the listed ones and the fields with too many values to list.
