@@ -290,6 +290,50 @@ pub(crate) fn put_entry(out: &mut Vec<u8>, stored: &StoredEntry) {
     }
 }
 
+/// A record payload split into the parts a segment writer copies, without decoding them:
+/// the tagged values are the bytes [`put_optional`] and [`put_value`] wrote.
+pub(crate) struct RowView<'a> {
+    pub message: &'a [u8],
+    pub optional: [&'a [u8]; OPTIONAL_FIELDS.len()],
+    /// By name, as written (a `BTreeMap`'s order).
+    pub fields: Vec<(&'a str, &'a [u8])>,
+}
+
+impl<'a> RowView<'a> {
+    pub fn parse(data: &'a [u8]) -> Option<RowView<'a>> {
+        let mut at = 0;
+        if *data.first()? != ENTRY_TAG {
+            return None;
+        }
+        at += 1;
+        get_varint(data, &mut at)?;
+        get_varint(data, &mut at)?;
+        at += 1;
+        get_bytes(data, &mut at)?;
+        let message = get_bytes(data, &mut at)?;
+        let mut optional: [&[u8]; OPTIONAL_FIELDS.len()] = [&[]; OPTIONAL_FIELDS.len()];
+        for value in &mut optional {
+            let start = at;
+            skip_value(data, &mut at)?;
+            *value = &data[start..at];
+        }
+        let count = get_varint(data, &mut at)?;
+        let mut fields = Vec::with_capacity(usize::try_from(count).ok()?.min(64));
+        for _ in 0..count {
+            let name = get_str(data, &mut at)?;
+            let start = at;
+            skip_value(data, &mut at)?;
+            fields.push((name, &data[start..at]));
+        }
+        (at == data.len()).then_some(RowView { message, optional, fields })
+    }
+
+    /// The tagged value of free-form field `name`, if the line has it.
+    pub fn field(&self, name: &str) -> Option<&'a [u8]> {
+        self.fields.binary_search_by(|(n, _)| (*n).cmp(name)).ok().map(|at| self.fields[at].1)
+    }
+}
+
 pub(crate) fn get_entry(data: &[u8]) -> Option<StoredEntry> {
     let mut at = 0;
     if *data.first()? != ENTRY_TAG {
@@ -352,6 +396,30 @@ mod tests {
         let mut bytes = Vec::new();
         put_entry(&mut bytes, &stored);
         assert_eq!(get_entry(&bytes), Some(stored));
+    }
+
+    /// A flush copies a row's tagged values from its view: they must be exactly what the
+    /// value encoders write for the decoded entry.
+    #[test]
+    fn a_row_view_holds_the_tagged_values_the_encoders_write() {
+        let stored = sample();
+        let mut bytes = Vec::new();
+        put_entry(&mut bytes, &stored);
+        let view = RowView::parse(&bytes).unwrap();
+        assert_eq!(view.message, stored.entry.message.as_bytes());
+        for (index, value) in view.optional.iter().enumerate() {
+            let mut expected = Vec::new();
+            put_optional(&mut expected, &stored.entry, index);
+            assert_eq!(*value, expected.as_slice(), "{}", OPTIONAL_FIELDS[index]);
+        }
+        assert_eq!(view.fields.len(), stored.entry.fields.len());
+        for (name, value) in &stored.entry.fields {
+            let mut expected = Vec::new();
+            put_value(&mut expected, value);
+            assert_eq!(view.field(name), Some(expected.as_slice()), "{name}");
+        }
+        assert_eq!(view.field("no such field"), None);
+        assert!(RowView::parse(&bytes[..bytes.len() - 1]).is_none());
     }
 
     #[test]

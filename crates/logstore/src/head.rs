@@ -5,9 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
-use crate::codec::hash64;
+use crate::codec::{self, hash64};
 use crate::partition::{Columns, ColumnsBuilder, KeyKind, Partition, visit_field_keys, visit_keys};
 use crate::segment::SegmentIndex;
+use crate::wal::Records;
 use crate::{Error, StoredEntry};
 
 /// Keys of the head's maps are already [`hash64`] values; hashing them again is waste.
@@ -113,7 +114,12 @@ impl Run {
 /// every line, only a statistics count could include the other key's lines.
 #[derive(Default)]
 pub(crate) struct Head {
-    entries: Vec<Arc<StoredEntry>>,
+    /// The lines in their WAL record form, one buffer per append: about a fifth of the
+    /// memory of decoded entries (whose field maps alone take ~600 bytes), so the head costs
+    /// less memory and fresh pages, and a line is decoded only when a search reads it.
+    chunks: Vec<Vec<u8>>,
+    /// (chunk, start, length) of each row's record payload.
+    rows: Vec<(u32, u32, u32)>,
     /// Oldest rows first; see [`Run`].
     runs: Vec<Run>,
     /// The text of presence and stream-label keys, for listings; recorded the first time a
@@ -134,13 +140,15 @@ impl Head {
         Self { min_ts: i64::MAX, max_ts: i64::MIN, first_wal, ..Default::default() }
     }
 
-    /// Adds lines (an append's batch) as the next rows, indexed as one run.
-    pub fn push(&mut self, lines: impl IntoIterator<Item = Arc<StoredEntry>>) {
+    /// Adds an append's lines as the next rows, indexed as one run: `records` is their WAL
+    /// form (kept as the head's copy), `lines` the same lines decoded (read for indexing).
+    pub fn push(&mut self, records: Records, lines: &[StoredEntry]) {
+        let chunk = u32::try_from(self.chunks.len()).unwrap_or(u32::MAX);
         let mut buffer = std::mem::take(&mut self.buffer);
         let mut pairs = std::mem::take(&mut self.pairs);
         pairs.clear();
-        for stored in lines {
-            let row = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+        for (stored, (start, len)) in lines.iter().zip(&records.payloads) {
+            let row = u32::try_from(self.rows.len()).unwrap_or(u32::MAX);
             let texts = &mut self.texts;
             visit_keys(&stored.entry, &mut buffer, |key, kind| {
                 let hash = hash64(key);
@@ -151,13 +159,14 @@ impl Head {
                     texts.insert(hash, String::from_utf8_lossy(key).into());
                 }
             });
-            self.columns.push(&stored);
+            self.columns.push(stored);
             let ts = stored.entry.timestamp.as_millis();
             self.min_ts = self.min_ts.min(ts);
             self.max_ts = self.max_ts.max(ts);
-            self.bytes += stored.entry.message.len() + 200;
-            self.entries.push(stored);
+            self.rows.push((chunk, *start, *len));
         }
+        self.bytes += records.bytes.len() + pairs.len() * 4;
+        self.chunks.push(records.bytes);
         if !pairs.is_empty() {
             self.runs.push(Run::from_pairs(&mut pairs));
             self.compact();
@@ -182,11 +191,11 @@ impl Head {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.rows.is_empty()
     }
 
     /// Rough memory held, for the flush threshold.
@@ -194,8 +203,17 @@ impl Head {
         self.bytes
     }
 
-    pub fn entries(&self) -> &[Arc<StoredEntry>] {
-        &self.entries
+    /// Row `row` in its WAL record form.
+    pub fn payload(&self, row: u32) -> Result<&[u8], Error> {
+        let (chunk, start, len) =
+            *self.rows.get(row as usize).ok_or(Error::Corrupt(format!("head has no row {row}")))?;
+        let bytes = self.chunks.get(chunk as usize).and_then(|c| c.get(start as usize..(start + len) as usize));
+        bytes.ok_or(Error::Corrupt(format!("head row {row} lies outside its buffer")))
+    }
+
+    /// Row `row` decoded.
+    fn decode(&self, row: u32) -> Result<StoredEntry, Error> {
+        codec::get_entry(self.payload(row)?).ok_or(Error::Corrupt(format!("head row {row} does not decode")))
     }
 
     /// The index and columns of the head rows `rows` (in that order), so a flush need not
@@ -209,7 +227,7 @@ impl Head {
     /// segments), walking the head's postings once for all of them: walking them once per
     /// segment made a flush's cost grow with the number of hours it spans.
     pub fn segment_indexes(&self, parts: &[Vec<u32>]) -> Vec<SegmentIndex> {
-        let mut position = vec![(u32::MAX, u32::MAX); self.entries.len()];
+        let mut position = vec![(u32::MAX, u32::MAX); self.rows.len()];
         for (part, rows) in parts.iter().enumerate() {
             for (segment_row, head_row) in rows.iter().enumerate() {
                 position[*head_row as usize] =
@@ -263,7 +281,7 @@ impl Head {
 
 impl Partition for Head {
     fn rows(&self) -> usize {
-        self.entries.len()
+        self.rows.len()
     }
 
     fn postings(&self, key: &str) -> Result<Vec<u32>, Error> {
@@ -280,7 +298,7 @@ impl Partition for Head {
     }
 
     fn entry(&self, row: u32) -> Result<Arc<StoredEntry>, Error> {
-        self.entries.get(row as usize).cloned().ok_or(Error::Corrupt(format!("head has no row {row}")))
+        self.decode(row).map(Arc::new)
     }
 
     fn min_ts(&self) -> i64 {
@@ -302,7 +320,8 @@ impl Partition for Head {
         }
         let mut keys = BTreeSet::new();
         let mut buffer = Vec::new();
-        for stored in &self.entries {
+        for row in 0..self.rows.len() as u32 {
+            let stored = self.decode(row)?;
             visit_field_keys(&stored.entry, &mut buffer, |key, kind| {
                 if kind == KeyKind::Value && key.starts_with(prefix.as_bytes()) && !keys.contains(key) {
                     keys.insert(key.to_vec());
@@ -331,7 +350,7 @@ mod tests {
         let mut row = 0u32;
         for batch in 0..150u32 {
             let size = 1 + (batch * 7) % 37;
-            let lines: Vec<Arc<StoredEntry>> = (0..size)
+            let lines: Vec<StoredEntry> = (0..size)
                 .map(|i| {
                     let n = row + i;
                     let mut entry = LogEntry::new(
@@ -340,7 +359,7 @@ mod tests {
                         format!("job {} step {}", n % 13, n),
                     );
                     entry.request_id = Some(format!("req-{n}"));
-                    Arc::new(StoredEntry { id: u64::from(n) + 1, entry })
+                    StoredEntry { id: u64::from(n) + 1, entry }
                 })
                 .collect();
             for (i, line) in lines.iter().enumerate() {
@@ -349,7 +368,7 @@ mod tests {
                 }
             }
             row += size;
-            head.push(lines);
+            head.push(crate::wal::encode(lines.iter()).unwrap(), &lines);
         }
         assert!(
             head.runs.iter().any(|r| r.level >= 2),

@@ -197,7 +197,7 @@ impl LogStore {
         let replayed_lines: usize = replayed.iter().map(|r| r.entries.len()).sum();
         for file in replayed {
             next_id = file.entries.iter().map(|s| s.id + 1).fold(next_id, u64::max);
-            head.push(file.entries.into_iter().map(Arc::new));
+            head.push(wal::encode(file.entries.iter())?, &file.entries);
         }
         if replayed_lines > 0 {
             tracing::info!(lines = replayed_lines, "log WAL replayed");
@@ -227,17 +227,19 @@ impl LogStore {
         let first = writer.next_id;
         let stored: Vec<StoredEntry> =
             entries.into_iter().zip(first..).map(|(entry, id)| StoredEntry { id, entry }).collect();
-        writer.wal.append(&stored)?;
+        let records = wal::encode(stored.iter())?;
+        writer.wal.append(&records)?;
         if self.options.sync_every_append {
             writer.wal.sync()?;
         }
         writer.next_id = first + stored.len() as u64;
         let ids: Vec<u64> = stored.iter().map(|s| s.id).collect();
-        let lines: Vec<Arc<StoredEntry>> = stored.into_iter().map(Arc::new).collect();
-        self.head.write().push(lines.iter().cloned());
-        for line in lines {
-            // No receivers is not an error: nobody is tailing.
-            let _ = self.tail.send(line);
+        self.head.write().push(records, &stored);
+        if self.tail.receiver_count() > 0 {
+            for line in stored {
+                // A receiver may have gone since: not an error.
+                let _ = self.tail.send(Arc::new(line));
+            }
         }
         self.head_started.lock().get_or_insert_with(Instant::now);
         Ok(ids)
@@ -416,10 +418,11 @@ impl LogStore {
     }
 
     fn write_segments(&self, frozen: &Frozen) -> Result<Vec<Arc<Segment>>, Error> {
-        let all = frozen.head.entries();
+        let head = &frozen.head;
+        let columns = head.columns();
         let mut by_partition: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        for (row, stored) in all.iter().enumerate() {
-            let partition = stored.entry.timestamp.as_millis().div_euclid(PARTITION_MS) * PARTITION_MS;
+        for (row, ts) in columns.timestamps.iter().enumerate() {
+            let partition = ts.div_euclid(PARTITION_MS) * PARTITION_MS;
             by_partition.entry(partition).or_default().push(u32::try_from(row).unwrap_or(u32::MAX));
         }
         let parts = u32::try_from(by_partition.len()).unwrap_or(u32::MAX);
@@ -428,21 +431,21 @@ impl LogStore {
         let mut partitions = Vec::with_capacity(by_partition.len());
         let mut row_sets = Vec::with_capacity(by_partition.len());
         for (partition, mut rows) in by_partition {
-            rows.sort_by_key(|r| (all[*r as usize].entry.timestamp, all[*r as usize].id));
+            rows.sort_by_key(|r| (columns.timestamps[*r as usize], columns.ids[*r as usize]));
             partitions.push(partition);
             row_sets.push(rows);
         }
         // The head already indexed these lines; carry its postings and columns over.
         let indexes = frozen.head.segment_indexes(&row_sets);
         for (part, ((partition, rows), index)) in partitions.into_iter().zip(&row_sets).zip(indexes).enumerate() {
-            let entries: Vec<Arc<StoredEntry>> = rows.iter().map(|r| all[*r as usize].clone()).collect();
+            let payloads: Vec<&[u8]> = rows.iter().map(|r| head.payload(*r)).collect::<Result<_, _>>()?;
             let origin = Origin {
                 wal_from: frozen.head.first_wal,
                 wal_to: frozen.wal_to,
                 part: u32::try_from(part).unwrap_or(u32::MAX),
                 parts,
             };
-            let path = Segment::write(&segment_dir, partition, origin, &entries, index)?;
+            let path = Segment::write(&segment_dir, partition, origin, &payloads, index)?;
             written.push(Arc::new(Segment::open(&path)?));
         }
         // The renames must be durable before the WAL files go.

@@ -246,7 +246,7 @@ fn a_flush_carries_the_head_index_over_unchanged() {
     let store = LogStore::open(dir.path(), Options::default()).unwrap();
     sample(&store);
     let head = store.head.read();
-    let all = head.entries();
+    let all: Vec<Arc<StoredEntry>> = (0..head.len() as u32).map(|r| head.entry(r).unwrap()).collect();
     let mut rows: Vec<u32> =
         (0..all.len() as u32).filter(|r| all[*r as usize].entry.timestamp.as_millis() % 2 == 0).collect();
     rows.sort_by_key(|r| (all[*r as usize].entry.timestamp, all[*r as usize].id));

@@ -30,6 +30,37 @@ pub(crate) struct Replayed {
     pub entries: Vec<StoredEntry>,
 }
 
+/// Lines framed as WAL records, and where each line's payload (its [`codec`] form) lies in
+/// them: the head keeps these bytes as its copy of the lines.
+pub(crate) struct Records {
+    pub bytes: Vec<u8>,
+    /// (start, length) of each payload in `bytes`.
+    pub payloads: Vec<(u32, u32)>,
+}
+
+/// Frames `entries` as WAL records.
+pub(crate) fn encode<'a>(entries: impl ExactSizeIterator<Item = &'a StoredEntry>) -> Result<Records, Error> {
+    let mut records =
+        Records { bytes: Vec::with_capacity(entries.len() * 256), payloads: Vec::with_capacity(entries.len()) };
+    for entry in entries {
+        let buffer = &mut records.bytes;
+        let start = buffer.len();
+        buffer.extend_from_slice(&[0u8; 8]);
+        codec::put_entry(buffer, entry);
+        let payload = &buffer[start + 8..];
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|len| *len <= MAX_RECORD_BYTES)
+            .ok_or_else(|| Error::Encode("log line too large".into()))?;
+        let crc = crc32fast::hash(payload);
+        buffer[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        buffer[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        let at = u32::try_from(start + 8).map_err(|_| Error::Encode("log batch too large".into()))?;
+        records.payloads.push((at, len));
+    }
+    Ok(records)
+}
+
 impl Wal {
     /// Reads every WAL file (oldest first), cutting a torn tail, and opens a new file after
     /// them for appends.
@@ -58,23 +89,10 @@ impl Wal {
         self.seq
     }
 
-    /// Appends records in one write: the batch reaches the OS before the caller acknowledges.
-    pub fn append(&mut self, entries: &[StoredEntry]) -> Result<(), Error> {
-        let mut buffer = Vec::with_capacity(entries.len() * 256);
-        for entry in entries {
-            let start = buffer.len();
-            buffer.extend_from_slice(&[0u8; 8]);
-            codec::put_entry(&mut buffer, entry);
-            let payload = &buffer[start + 8..];
-            let len = u32::try_from(payload.len())
-                .ok()
-                .filter(|len| *len <= MAX_RECORD_BYTES)
-                .ok_or_else(|| Error::Encode("log line too large".into()))?;
-            let crc = crc32fast::hash(payload);
-            buffer[start..start + 4].copy_from_slice(&len.to_le_bytes());
-            buffer[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-        }
-        self.file.write_all(&buffer).map_err(|e| Error::io("write", &file_path(&self.dir, self.seq), e))?;
+    /// Writes records made by [`encode`] in one write: the batch reaches the OS before the
+    /// caller acknowledges.
+    pub fn append(&mut self, records: &Records) -> Result<(), Error> {
+        self.file.write_all(&records.bytes).map_err(|e| Error::io("write", &file_path(&self.dir, self.seq), e))?;
         self.dirty = true;
         Ok(())
     }

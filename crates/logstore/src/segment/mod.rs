@@ -40,16 +40,16 @@ pub(crate) enum Segment {
 }
 
 impl Segment {
-    /// Writes `entries` (sorted by timestamp, id) as a new segment file in the current format;
-    /// the file appears under its final name only once complete and synced.
+    /// Writes `rows` (WAL record payloads, sorted by timestamp, id) as a new segment file in
+    /// the current format; the file appears under its final name only once complete and synced.
     pub fn write(
         dir: &Path,
         partition: i64,
         origin: Origin,
-        entries: &[Arc<StoredEntry>],
+        rows: &[&[u8]],
         index: SegmentIndex,
     ) -> Result<PathBuf, Error> {
-        v2::write(dir, partition, origin, entries, index)
+        v2::write(dir, partition, origin, rows, index)
     }
 
     /// Writes a format 1 segment, for the tests that prove old files are still read.

@@ -22,8 +22,8 @@ use serde_json::Value;
 
 use super::{Origin, SegmentIndex};
 use crate::codec::{
-    self, ABSENT, OPTIONAL_FIELDS, get_bytes, get_str, get_varint, hash32, hash64, put_bytes, put_varint, unzigzag,
-    zigzag,
+    self, ABSENT, OPTIONAL_FIELDS, RowView, get_bytes, get_str, get_varint, hash32, hash64, put_bytes, put_varint,
+    unzigzag, zigzag,
 };
 use crate::partition::{Columns, Partition};
 use crate::query::Predicate;
@@ -171,9 +171,11 @@ pub(super) fn write(
     dir: &Path,
     partition: i64,
     origin: Origin,
-    entries: &[Arc<StoredEntry>],
+    rows: &[&[u8]],
     index: SegmentIndex,
 ) -> Result<PathBuf, Error> {
+    // Rows arrive in their WAL record form and are read as views, never decoded: a flush
+    // copies their tagged values into columns and blocks as they are.
     let name = format!("{partition:015}-{:010}-{:03}.seg", origin.wal_to, origin.part);
     let path = dir.join(&name);
     let temporary = dir.join(format!("{name}.tmp"));
@@ -182,8 +184,8 @@ pub(super) fn write(
     // Value columns: the optional model fields, then every free-form field name, sorted.
     let mut names: Vec<String> = OPTIONAL_FIELDS.iter().map(|n| n.to_string()).collect();
     let mut extra: std::collections::BTreeSet<&str> = Default::default();
-    for stored in entries {
-        extra.extend(stored.entry.fields.keys().map(String::as_str));
+    for row in rows {
+        extra.extend(view(row)?.fields.iter().map(|(name, _)| *name));
     }
     names.extend(extra.into_iter().map(str::to_string));
     let mut builders: Vec<ColumnBuilder> = names
@@ -192,18 +194,19 @@ pub(super) fn write(
             name,
             codes: HashMap::default(),
             values: Vec::new(),
-            rows: Vec::with_capacity(entries.len()),
+            rows: Vec::with_capacity(rows.len()),
             plain: false,
         })
         .collect();
     let mut scratch = Vec::new();
-    for stored in entries {
+    for row in rows {
+        let row = view(row)?;
         for (column, builder) in builders.iter_mut().enumerate() {
             if builder.plain {
                 continue;
             }
             scratch.clear();
-            value_of(&stored.entry, column, &builder.name, &mut scratch);
+            value_of(&row, column, &builder.name, &mut scratch);
             if scratch == [ABSENT] {
                 builder.rows.push(0);
                 continue;
@@ -226,16 +229,17 @@ pub(super) fn write(
         }
     }
 
-    let mut raw_blocks = Vec::with_capacity(entries.len().div_ceil(ROWS_PER_BLOCK));
-    for chunk in entries.chunks(ROWS_PER_BLOCK) {
+    let mut raw_blocks = Vec::with_capacity(rows.len().div_ceil(ROWS_PER_BLOCK));
+    for chunk in rows.chunks(ROWS_PER_BLOCK) {
+        let chunk: Vec<RowView> = chunk.iter().map(|row| view(row)).collect::<Result<_, _>>()?;
         let mut raw = Vec::with_capacity(chunk.len() * 128);
         for (column, builder) in builders.iter().enumerate().filter(|(_, b)| b.plain) {
-            for stored in chunk {
-                value_of(&stored.entry, column, &builder.name, &mut raw);
+            for row in &chunk {
+                value_of(row, column, &builder.name, &mut raw);
             }
         }
-        for stored in chunk {
-            put_bytes(&mut raw, stored.entry.message.as_bytes());
+        for row in &chunk {
+            put_bytes(&mut raw, row.message);
         }
         raw_blocks.push(raw);
     }
@@ -252,7 +256,7 @@ pub(super) fn write(
         dictionary.extend_from_slice(&raw[..raw.len().min(DICTIONARY_BYTES - dictionary.len())]);
     }
 
-    let mut out = Vec::with_capacity(entries.len() * 48);
+    let mut out = Vec::with_capacity(rows.len() * 48);
     out.extend_from_slice(MAGIC);
     let dictionary_at = (out.len() as u64, u32::try_from(dictionary.len()).unwrap_or(u32::MAX));
     out.extend_from_slice(&dictionary);
@@ -291,7 +295,7 @@ pub(super) fn write(
     let (terms, ambiguous) = write_terms(&mut out, postings).map_err(encode)?;
     let terms_end = out.len();
 
-    let mut binary = Vec::with_capacity(entries.len() * 8);
+    let mut binary = Vec::with_capacity(rows.len() * 8);
     put_columns(&mut binary, &columns, &block_lens, &codes);
     let compressed = zstd::bulk::compress(&binary, ZSTD_LEVEL).map_err(encode)?;
     let columns_at = (
@@ -308,7 +312,7 @@ pub(super) fn write(
     let footer = Footer {
         origin,
         partition,
-        rows: u32::try_from(entries.len()).unwrap_or(u32::MAX),
+        rows: u32::try_from(rows.len()).unwrap_or(u32::MAX),
         min_ts: columns.timestamps.iter().copied().min().unwrap_or(0),
         max_ts: columns.timestamps.iter().copied().max().unwrap_or(0),
         min_id: columns.ids.iter().copied().min().unwrap_or(0),
@@ -336,7 +340,7 @@ pub(super) fn write(
     out.extend_from_slice(&footer_bytes);
     tracing::debug!(
         path = %path.display(),
-        rows = entries.len(),
+        rows = rows.len(),
         dictionary_bytes = dictionary.len(),
         block_bytes = rows_end - dictionary.len() - MAGIC.len(),
         term_bytes = terms_end - rows_end,
@@ -355,15 +359,18 @@ pub(super) fn write(
     Ok(path)
 }
 
-/// The tagged value of value column `column` (named `name`) on `entry`.
-fn value_of(entry: &LogEntry, column: usize, name: &str, out: &mut Vec<u8>) {
-    if column < OPTIONAL_FIELDS.len() {
-        codec::put_optional(out, entry, column);
-    } else {
-        match entry.fields.get(name) {
-            Some(value) => codec::put_value(out, value),
+fn view(row: &[u8]) -> Result<RowView<'_>, Error> {
+    RowView::parse(row).ok_or_else(|| Error::Corrupt("a head row does not parse".into()))
+}
+
+/// The tagged value of value column `column` (named `name`) on `row`.
+fn value_of(row: &RowView, column: usize, name: &str, out: &mut Vec<u8>) {
+    match row.optional.get(column) {
+        Some(value) => out.extend_from_slice(value),
+        None => match row.field(name) {
+            Some(value) => out.extend_from_slice(value),
             None => out.push(ABSENT),
-        }
+        },
     }
 }
 
