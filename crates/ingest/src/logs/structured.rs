@@ -2,15 +2,18 @@
 //! loggers actually use (`msg`, `lvl`, `@timestamp`, `requestId`, Python's `levelname`, …)
 //! mapped onto [`LogEntry`]'s fields and everything else kept as free-form fields.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
-use hubmon_model::{Level, LogEntry, Timestamp, normalize_category};
+use hubmon_model::{DEFAULT_CATEGORY, Level, LogEntry, Timestamp, normalize_category};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Limits;
 
 const TIMESTAMP_KEYS: [&str; 7] = ["timestamp", "ts", "time", "@timestamp", "t", "datetime", "asctime"];
 const LEVEL_KEYS: [&str; 7] = ["level", "lvl", "severity", "loglevel", "log_level", "levelname", "log.level"];
-pub(super) const MESSAGE_KEYS: [&str; 7] = ["message", "msg", "@message", "text", "event", "body", "log"];
+const MESSAGE_KEYS: [&str; 7] = ["message", "msg", "@message", "text", "event", "body", "log"];
 const MODULE_KEYS: [&str; 5] = ["module", "logger", "logger_name", "target", "component"];
 const FUNCTION_KEYS: [&str; 4] = ["function", "func", "funcName", "fn"];
 const LINE_KEYS: [&str; 3] = ["line", "lineno", "lineNumber"];
@@ -39,115 +42,495 @@ enum Slot {
 
 const SLOTS: usize = 11;
 
-impl Slot {
-    /// The slot a key fills and the key's rank among that slot's names.
-    fn of(key: &str) -> Option<(Slot, usize)> {
-        let lists: [(Slot, &[&str]); SLOTS] = [
-            (Slot::Timestamp, &TIMESTAMP_KEYS),
-            (Slot::Level, &LEVEL_KEYS),
-            (Slot::Message, &MESSAGE_KEYS),
-            (Slot::Category, &CATEGORY_KEYS),
-            (Slot::Module, &MODULE_KEYS),
-            (Slot::Function, &FUNCTION_KEYS),
-            (Slot::Line, &LINE_KEYS),
-            (Slot::RequestId, &REQUEST_ID_KEYS),
-            (Slot::UserId, &USER_ID_KEYS),
-            (Slot::Service, &SERVICE_KEYS),
-            (Slot::Host, &HOST_KEYS),
-        ];
-        lists.iter().find_map(|(slot, names)| names.iter().position(|n| *n == key).map(|rank| (*slot, rank)))
-    }
+/// Each slot's key names, in [`Slot`] order.
+const SLOT_KEYS: [(Slot, &[&str]); SLOTS] = [
+    (Slot::Timestamp, &TIMESTAMP_KEYS),
+    (Slot::Level, &LEVEL_KEYS),
+    (Slot::Message, &MESSAGE_KEYS),
+    (Slot::Category, &CATEGORY_KEYS),
+    (Slot::Module, &MODULE_KEYS),
+    (Slot::Function, &FUNCTION_KEYS),
+    (Slot::Line, &LINE_KEYS),
+    (Slot::RequestId, &REQUEST_ID_KEYS),
+    (Slot::UserId, &USER_ID_KEYS),
+    (Slot::Service, &SERVICE_KEYS),
+    (Slot::Host, &HOST_KEYS),
+];
 
+/// Where each slot's keys start in [`KEY_NAMES`] (the last item is the total).
+const SLOT_START: [usize; SLOTS + 1] = {
+    let mut start = [0; SLOTS + 1];
+    let mut slot = 0;
+    while slot < SLOTS {
+        start[slot + 1] = start[slot] + SLOT_KEYS[slot].1.len();
+        slot += 1;
+    }
+    start
+};
+
+const KEY_COUNT: usize = SLOT_START[SLOTS];
+
+/// Every slot key, numbered slot by slot and most preferred first within a slot, so that a
+/// line's slot values fit in a fixed array instead of a map with allocated keys.
+const KEY_NAMES: [&str; KEY_COUNT] = {
+    let mut names = [""; KEY_COUNT];
+    let mut slot = 0;
+    while slot < SLOTS {
+        let mut rank = 0;
+        while rank < SLOT_KEYS[slot].1.len() {
+            names[SLOT_START[slot] + rank] = SLOT_KEYS[slot].1[rank];
+            rank += 1;
+        }
+        slot += 1;
+    }
+    names
+};
+
+/// The number of a slot key in [`KEY_NAMES`]. Every key of every line goes through here, so
+/// it is a `match` (dispatched on length, then bytes) rather than a scan of eleven lists; a
+/// test checks that it agrees with them.
+fn key_id(key: &str) -> Option<usize> {
+    let id = match key {
+        "timestamp" => 0,
+        "ts" => 1,
+        "time" => 2,
+        "@timestamp" => 3,
+        "t" => 4,
+        "datetime" => 5,
+        "asctime" => 6,
+        "level" => 7,
+        "lvl" => 8,
+        "severity" => 9,
+        "loglevel" => 10,
+        "log_level" => 11,
+        "levelname" => 12,
+        "log.level" => 13,
+        "message" => 14,
+        "msg" => 15,
+        "@message" => 16,
+        "text" => 17,
+        "event" => 18,
+        "body" => 19,
+        "log" => 20,
+        "category" => 21,
+        "cat" => 22,
+        "module" => 23,
+        "logger" => 24,
+        "logger_name" => 25,
+        "target" => 26,
+        "component" => 27,
+        "function" => 28,
+        "func" => 29,
+        "funcName" => 30,
+        "fn" => 31,
+        "line" => 32,
+        "lineno" => 33,
+        "lineNumber" => 34,
+        "request_id" => 35,
+        "requestId" => 36,
+        "requestID" => 37,
+        "req_id" => 38,
+        "x_request_id" => 39,
+        "user_id" => 40,
+        "userId" => 41,
+        "uid" => 42,
+        "user" => 43,
+        "service" => 44,
+        "service_name" => 45,
+        "app" => 46,
+        "application" => 47,
+        "host" => 48,
+        "hostname" => 49,
+        _ => return None,
+    };
+    Some(id)
+}
+
+/// A value under a slot key. Strings stay borrowed from the line where they can: a timestamp,
+/// level or category is only read, and a text slot takes ownership once, at the end.
+enum SlotValue<'a> {
+    Text(Cow<'a, str>),
+    Other(Value),
+}
+
+impl SlotValue<'_> {
     /// Timestamps, levels and line numbers take any non-null value; text fields take strings,
     /// numbers and booleans (an object under `message` stays a free-form field).
-    fn accepts(self, value: &Value) -> bool {
-        match self {
-            Slot::Timestamp | Slot::Level | Slot::Line => !value.is_null(),
-            _ => matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)),
+    fn accepted_by(&self, slot: Slot) -> bool {
+        match (self, slot) {
+            (SlotValue::Text(_), _) => true,
+            (SlotValue::Other(value), Slot::Timestamp | Slot::Level | Slot::Line) => !value.is_null(),
+            (SlotValue::Other(value), _) => matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)),
         }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            SlotValue::Text(text) => Value::String(text.into_owned()),
+            SlotValue::Other(value) => value,
+        }
+    }
+
+    /// The text of a value a text slot accepted.
+    fn into_text(self) -> String {
+        match self {
+            SlotValue::Text(text) => text.into_owned(),
+            SlotValue::Other(Value::String(text)) => text,
+            SlotValue::Other(other) => other.to_string(),
+        }
+    }
+}
+
+impl From<Value> for SlotValue<'_> {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::String(text) => SlotValue::Text(Cow::Owned(text)),
+            other => SlotValue::Other(other),
+        }
+    }
+}
+
+/// A line's fields, split the way [`from_object`] uses them: the values under slot keys in a
+/// fixed array (no allocated key, no map node), every other key in the map that becomes
+/// [`LogEntry::fields`]. Filling this straight from the JSON text skips the map of the whole
+/// line that `from_object` would otherwise build and then take most keys out of again. It is
+/// filled and emptied in place (it is large to move). Slot keys a slot did not take return
+/// to the free-form map last, which only shows with serde_json's `preserve_order` (off).
+pub struct Fields<'a> {
+    slotted: [Option<SlotValue<'a>>; KEY_COUNT],
+    rest: Map<String, Value>,
+}
+
+impl Default for Fields<'_> {
+    fn default() -> Self {
+        Self { slotted: [const { None }; KEY_COUNT], rest: Map::new() }
+    }
+}
+
+impl<'a> Fields<'a> {
+    pub fn extend_from_map(&mut self, object: Map<String, Value>) {
+        for (key, value) in object {
+            match key_id(&key) {
+                Some(id) => self.slotted[id] = Some(value.into()),
+                None => {
+                    self.rest.insert(key, value);
+                }
+            }
+        }
+    }
+
+    /// Adds the fields of `text` when it is one JSON object, the same ones as
+    /// `serde_json::from_str::<Value>` would give; `false` (and nothing added) otherwise.
+    pub fn extend_from_json(&mut self, text: &'a str) -> bool {
+        let mut de = serde_json::Deserializer::from_str(text);
+        if serde::de::DeserializeSeed::deserialize(FieldsSeed(self), &mut de).and_then(|()| de.end()).is_ok() {
+            return true;
+        }
+        // Rare (the line is not JSON after all, or uses serde_json's private keys): the plain
+        // parse decides, so the result stays exactly its.
+        *self = Fields::default();
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(object)) => {
+                self.extend_from_map(object);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        match key_id(key) {
+            Some(id) => self.slotted[id].is_some(),
+            None => self.rest.contains_key(key),
+        }
+    }
+
+    /// Adds `key` with `value` unless the key is there already; nothing is allocated for a
+    /// key that is there or a slot key.
+    pub fn insert_absent(&mut self, key: &str, value: &'a str) {
+        match key_id(key) {
+            Some(id) => {
+                if self.slotted[id].is_none() {
+                    self.slotted[id] = Some(SlotValue::Text(Cow::Borrowed(value)));
+                }
+            }
+            None => {
+                if !self.rest.contains_key(key) {
+                    self.rest.insert(key.to_string(), Value::String(value.to_string()));
+                }
+            }
+        }
+    }
+
+    pub fn insert(&mut self, key: &str, value: Value) {
+        match key_id(key) {
+            Some(id) => self.slotted[id] = Some(value.into()),
+            None => {
+                self.rest.insert(key.to_string(), value);
+            }
+        }
+    }
+
+    /// [`Fields::insert`] of a string, which a slot key keeps borrowed.
+    pub fn insert_str(&mut self, key: &str, value: &'a str) {
+        match key_id(key) {
+            Some(id) => self.slotted[id] = Some(SlotValue::Text(Cow::Borrowed(value))),
+            None => {
+                self.rest.insert(key.to_string(), Value::String(value.to_string()));
+            }
+        }
+    }
+
+    /// Whether any of the keys a message is read from is present (with any value).
+    pub fn has_message_key(&self) -> bool {
+        let slot = Slot::Message as usize;
+        self.slotted[SLOT_START[slot]..SLOT_START[slot + 1]].iter().any(Option::is_some)
+    }
+
+    /// Builds the entry and leaves the fields empty. `received` is used when the line has no
+    /// timestamp. The message may come back empty; callers decide whether that is acceptable.
+    pub fn take_entry(&mut self, received: Timestamp, limits: &Limits) -> Result<LogEntry, String> {
+        // Per slot, its most preferred key whose value it accepts; the other slot keys stay
+        // free-form fields.
+        let mut chosen: [Option<(&'static str, SlotValue<'a>)>; SLOTS] = [const { None }; SLOTS];
+        for (slot, (kind, _)) in SLOT_KEYS.iter().enumerate() {
+            let accepted = |id: &usize| self.slotted[*id].as_ref().is_some_and(|value| value.accepted_by(*kind));
+            if let Some(id) = (SLOT_START[slot]..SLOT_START[slot + 1]).find(accepted) {
+                chosen[slot] = self.slotted[id].take().map(|value| (KEY_NAMES[id], value));
+            }
+        }
+        let mut object = std::mem::take(&mut self.rest);
+        for (id, value) in self.slotted.iter_mut().enumerate() {
+            if let Some(value) = value.take() {
+                object.insert(KEY_NAMES[id].to_string(), value.into_value());
+            }
+        }
+        let mut take = |slot: Slot| chosen[slot as usize].take();
+        let timestamp_field = take(Slot::Timestamp);
+        let level_field = take(Slot::Level);
+        let message = take(Slot::Message);
+        let category = take(Slot::Category);
+        let module = take(Slot::Module);
+        let function = take(Slot::Function);
+        let line = take(Slot::Line);
+        let request_id = take(Slot::RequestId);
+        let user_id = take(Slot::UserId);
+        let service = take(Slot::Service);
+        let host = take(Slot::Host);
+
+        let timestamp = match timestamp_field {
+            Some((key, value)) => {
+                let parsed = match &value {
+                    SlotValue::Text(text) => parse_timestamp_text(text, received),
+                    SlotValue::Other(value) => parse_timestamp(value, received),
+                };
+                let timestamp = parsed.map_err(|e| format!("field {key:?}: {e}"))?;
+                if limits.oldest.is_some_and(|oldest| timestamp < oldest) {
+                    return Err(format!("timestamp {timestamp} is older than the log retention allows"));
+                }
+                if limits.newest.is_some_and(|newest| timestamp > newest) {
+                    return Err(format!("timestamp {timestamp} is too far in the future (check its unit)"));
+                }
+                timestamp
+            }
+            None => received,
+        };
+        let level = match level_field {
+            Some((_, value)) => {
+                let level = match &value {
+                    SlotValue::Text(text) => Level::parse(text),
+                    SlotValue::Other(value) => level_of(value),
+                };
+                level.unwrap_or_else(|| {
+                    object.insert("level_original".into(), value.into_value());
+                    Level::Info
+                })
+            }
+            None => Level::Info,
+        };
+        // The entry is built whole rather than from `LogEntry::new`, whose default category
+        // would be allocated only to be replaced.
+        let category = match category {
+            Some((_, SlotValue::Text(text))) => normalize_category(&text),
+            Some((_, other)) => normalize_category(&other.into_text()),
+            None => DEFAULT_CATEGORY.to_string(),
+        };
+        let line = line.and_then(|(key, value)| {
+            let number = match &value {
+                SlotValue::Text(text) => text.trim().parse().ok(),
+                SlotValue::Other(value) => value.as_u64(),
+            };
+            match number {
+                Some(line) => u32::try_from(line).ok(),
+                None => {
+                    object.insert(key.to_string(), value.into_value());
+                    None
+                }
+            }
+        });
+        if object.len() > limits.max_fields {
+            return Err(format!("{} fields, more than the limit of {}", object.len(), limits.max_fields));
+        }
+        Ok(LogEntry {
+            timestamp,
+            level,
+            category,
+            message: message.map(text).unwrap_or_default(),
+            module: module.map(text),
+            function: function.map(text),
+            line,
+            request_id: request_id.map(text),
+            user_id: user_id.map(text),
+            service: service.map(text),
+            host: host.map(text),
+            fields: object,
+        })
+    }
+}
+
+/// Fills [`Fields`] from a JSON object as it is read.
+struct FieldsSeed<'f, 'a>(&'f mut Fields<'a>);
+
+impl<'a> serde::de::DeserializeSeed<'a> for FieldsSeed<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'a>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'a> serde::de::Visitor<'a> for FieldsSeed<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut first = true;
+        while let Some(Key(key)) = map.next_key()? {
+            // serde_json's own Value reads a first key like "$serde_json::private::RawValue"
+            // as something other than an object (with its raw_value feature, which the
+            // server's build has); refusing it here hands such lines to that parser.
+            if first && key.starts_with("$serde_json::private::") {
+                return Err(serde::de::Error::custom("serde_json private key"));
+            }
+            first = false;
+            // A repeated key keeps its last value, as in a map.
+            match key_id(&key) {
+                Some(id) => self.0.slotted[id] = Some(map.next_value_seed(SlotValueSeed)?),
+                None => {
+                    let value: Value = map.next_value()?;
+                    self.0.rest.insert(key.into_owned(), value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a slot key's value: a string borrowed where it has no escapes, anything else as
+/// the `Value` serde_json's own visitor would make.
+struct SlotValueSeed;
+
+impl<'a> serde::de::DeserializeSeed<'a> for SlotValueSeed {
+    type Value = SlotValue<'a>;
+
+    fn deserialize<D: serde::Deserializer<'a>>(self, deserializer: D) -> Result<SlotValue<'a>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'a> serde::de::Visitor<'a> for SlotValueSeed {
+    type Value = SlotValue<'a>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any valid JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, text: &'a str) -> Result<SlotValue<'a>, E> {
+        Ok(SlotValue::Text(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<SlotValue<'a>, E> {
+        Ok(SlotValue::Text(Cow::Owned(text.to_owned())))
+    }
+
+    fn visit_string<E>(self, text: String) -> Result<SlotValue<'a>, E> {
+        Ok(SlotValue::Text(Cow::Owned(text)))
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<SlotValue<'a>, E> {
+        Ok(SlotValue::Other(Value::Bool(value)))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<SlotValue<'a>, E> {
+        Ok(SlotValue::Other(Value::from(value)))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<SlotValue<'a>, E> {
+        Ok(SlotValue::Other(Value::from(value)))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<SlotValue<'a>, E> {
+        // NaN and infinities become null, as in serde_json's own visitor.
+        Ok(SlotValue::Other(Value::from(value)))
+    }
+
+    fn visit_unit<E>(self) -> Result<SlotValue<'a>, E> {
+        Ok(SlotValue::Other(Value::Null))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'a>>(self, seq: A) -> Result<SlotValue<'a>, A::Error> {
+        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(SlotValue::Other)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'a>>(self, map: A) -> Result<SlotValue<'a>, A::Error> {
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(SlotValue::Other)
+    }
+}
+
+/// An object key, borrowed from the line when it has no escapes (most keys are only
+/// looked up, never stored).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'a> Deserialize<'a> for Key<'a> {
+    fn deserialize<D: serde::Deserializer<'a>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'a> serde::de::Visitor<'a> for KeyVisitor {
+            type Value = Key<'a>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, key: &'a str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+
+            fn visit_str<E>(self, key: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+
+            fn visit_string<E>(self, key: String) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(key)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
 /// Builds an entry from a JSON object. `received` is used when the line has no timestamp.
 /// The message may come back empty; callers decide whether that is acceptable.
-pub fn from_object(mut object: Map<String, Value>, received: Timestamp, limits: &Limits) -> Result<LogEntry, String> {
-    // One pass over the keys finds, per slot, its most preferred key that is present.
-    let mut chosen: [Option<(usize, &str)>; SLOTS] = [None; SLOTS];
-    for (key, value) in &object {
-        if let Some((slot, rank)) = Slot::of(key)
-            && slot.accepts(value)
-            && chosen[slot as usize].is_none_or(|(best, _)| rank < best)
-        {
-            chosen[slot as usize] = Some((rank, key.as_str()));
-        }
-    }
-    let keys: [Option<String>; SLOTS] = chosen.map(|c| c.map(|(_, key)| key.to_string()));
-    let mut take = |slot: Slot| keys[slot as usize].as_ref().and_then(|key| object.remove_entry(key.as_str()));
-    let timestamp_field = take(Slot::Timestamp);
-    let level_field = take(Slot::Level);
-    let message = take(Slot::Message);
-    let category = take(Slot::Category);
-    let module = take(Slot::Module);
-    let function = take(Slot::Function);
-    let line = take(Slot::Line);
-    let request_id = take(Slot::RequestId);
-    let user_id = take(Slot::UserId);
-    let service = take(Slot::Service);
-    let host = take(Slot::Host);
-
-    let timestamp = match timestamp_field {
-        Some((key, value)) => {
-            let timestamp = parse_timestamp(&value, received).map_err(|e| format!("field {key:?}: {e}"))?;
-            if limits.oldest.is_some_and(|oldest| timestamp < oldest) {
-                return Err(format!("timestamp {timestamp} is older than the log retention allows"));
-            }
-            if limits.newest.is_some_and(|newest| timestamp > newest) {
-                return Err(format!("timestamp {timestamp} is too far in the future (check its unit)"));
-            }
-            timestamp
-        }
-        None => received,
-    };
-    let mut entry = LogEntry::new(timestamp, Level::Info, String::new());
-    if let Some((_, value)) = level_field {
-        entry.level = level_of(&value).unwrap_or_else(|| {
-            object.insert("level_original".into(), value);
-            Level::Info
-        });
-    }
-    if let Some(value) = message.map(text) {
-        entry.message = value;
-    }
-    if let Some(value) = category.map(text) {
-        entry.category = normalize_category(&value);
-    }
-    entry.module = module.map(text);
-    entry.function = function.map(text);
-    if let Some((key, value)) = line {
-        match value.as_u64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok())) {
-            Some(line) => entry.line = u32::try_from(line).ok(),
-            None => {
-                object.insert(key, value);
-            }
-        }
-    }
-    entry.request_id = request_id.map(text);
-    entry.user_id = user_id.map(text);
-    entry.service = service.map(text);
-    entry.host = host.map(text);
-    if object.len() > limits.max_fields {
-        return Err(format!("{} fields, more than the limit of {}", object.len(), limits.max_fields));
-    }
-    entry.fields = object;
-    Ok(entry)
+pub fn from_object(object: Map<String, Value>, received: Timestamp, limits: &Limits) -> Result<LogEntry, String> {
+    let mut fields = Fields::default();
+    fields.extend_from_map(object);
+    fields.take_entry(received, limits)
 }
 
 /// The text of a value a text slot accepted.
-fn text((_, value): (String, Value)) -> String {
-    match value {
-        Value::String(s) => s,
-        other => other.to_string(),
-    }
+fn text((_, value): (&str, SlotValue<'_>)) -> String {
+    value.into_text()
 }
 
 /// The level named by a JSON value: a name or alias, or a number (Python's 10…50,
@@ -259,10 +642,9 @@ pub fn parse_line(line: &str, received: Timestamp, limits: &Limits) -> Result<Lo
         return Err(format!("line is {} bytes, more than the limit of {}", line.len(), limits.max_line_bytes));
     }
     let trimmed = line.trim();
-    if trimmed.starts_with('{')
-        && let Ok(Value::Object(object)) = serde_json::from_str::<Value>(trimmed)
-    {
-        let mut entry = from_object(object, received, limits)?;
+    let mut fields = Fields::default();
+    if trimmed.starts_with('{') && fields.extend_from_json(trimmed) {
+        let mut entry = fields.take_entry(received, limits)?;
         if entry.message.is_empty() {
             entry.message = trimmed.to_string();
         }
@@ -385,5 +767,61 @@ mod tests {
         let entry = from_object(object(json!({"level": "LOUD", "msg": "x"})), NOW, &Limits::default()).unwrap();
         assert_eq!(entry.level, Level::Info);
         assert_eq!(entry.fields.get("level_original"), Some(&json!("LOUD")));
+    }
+
+    #[test]
+    fn key_ids_follow_the_slot_lists() {
+        for (slot, (_, names)) in SLOT_KEYS.iter().enumerate() {
+            for (rank, name) in names.iter().enumerate() {
+                let id = SLOT_START[slot] + rank;
+                assert_eq!((key_id(name), KEY_NAMES[id]), (Some(id), *name));
+            }
+        }
+        for other in ["", "Level", "messages", "msg ", "status", "@time"] {
+            assert_eq!(key_id(other), None, "{other}");
+        }
+    }
+
+    /// Random objects and lines give what the former `from_object` and `parse_line` (kept in
+    /// `reference`) gave.
+    #[test]
+    fn entries_match_the_former_conversion() {
+        let mut random = crate::logs::tests::Random::new(0x2545_f491_4f6c_dd1d);
+        let tight =
+            Limits { max_line_bytes: 120, max_fields: 3, oldest: Some(NOW), newest: Some(Timestamp(NOW.0 + 1)) };
+        for _ in 0..3000 {
+            let line = random.line();
+            for limits in [Limits::default(), tight] {
+                assert_eq!(
+                    parse_line(&line, NOW, &limits),
+                    crate::logs::reference::parse_line(&line, NOW, &limits),
+                    "{line}"
+                );
+                if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(&random.object_text()) {
+                    assert_eq!(
+                        from_object(object.clone(), NOW, &limits),
+                        crate::logs::reference::from_object(object, NOW, &limits)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_lines_with_escapes_and_private_keys_read_like_values() {
+        let mut fields = Fields::default();
+        assert!(fields.extend_from_json(r#"{"m\u0073g":"caf\u00e9","level":"WARN","level":"error","n":1}"#));
+        let entry = fields.take_entry(NOW, &Limits::default()).unwrap();
+        assert_eq!((entry.message.as_str(), entry.level), ("café", Level::Error), "the last of a repeated key wins");
+        assert_eq!(entry.fields.get("n"), Some(&json!(1)));
+        // With serde_json's raw_value feature this is not an object; without it, it is one.
+        let raw = r#"{"$serde_json::private::RawValue":"{\"msg\":\"inner\"}"}"#;
+        let mut fields = Fields::default();
+        assert_eq!(fields.extend_from_json(raw), serde_json::from_str::<Value>(raw).is_ok_and(|v| v.is_object()));
+        for not_an_object in ["{", "{\"a\":1} x", "{\"a\":1e400}", "{\"a\":\"\u{1}\"}"] {
+            let mut fields = Fields::default();
+            assert!(!fields.extend_from_json(not_an_object), "{not_an_object}");
+            assert!(fields.take_entry(NOW, &Limits::default()).unwrap().fields.is_empty());
+        }
     }
 }
