@@ -35,8 +35,15 @@ impl Level {
     /// Reads the names and aliases loggers use (`WARN`, `err`, `fatal`, `trace`, syslog's
     /// `notice`/`emerg`, Python's numeric levels). `None` for anything else.
     pub fn parse(text: &str) -> Option<Level> {
-        let lower = text.trim().to_ascii_lowercase();
-        let level = match lower.as_str() {
+        // Lower-cased on the stack: this runs for every ingested line, and no level name is
+        // longer than the buffer.
+        let text = text.trim();
+        let mut buffer = [0u8; 16];
+        let lower = buffer.get_mut(..text.len())?;
+        for (to, from) in lower.iter_mut().zip(text.bytes()) {
+            *to = from.to_ascii_lowercase();
+        }
+        let level = match std::str::from_utf8(lower).ok()? {
             "trace" | "debug" | "dbg" | "verbose" | "finest" | "finer" | "fine" | "10" | "5" => Level::Debug,
             "info" | "information" | "informational" | "notice" | "log" | "default" | "20" => Level::Info,
             "warn" | "warning" | "wrn" | "30" => Level::Warning,
@@ -82,8 +89,14 @@ pub const DEFAULT_CATEGORY: &str = "general";
 /// Lower-cases a category and folds common aliases onto DESIGN §4's names; the set stays
 /// open, so an unknown category is kept (lower-cased).
 pub fn normalize_category(text: &str) -> String {
-    let lower = text.trim().to_lowercase();
-    let folded = match lower.as_str() {
+    let text = text.trim();
+    // Most lines send a lower-case category already: no copy needed to compare it.
+    let lower = if text.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
+    let folded = match lower.as_ref() {
         "" => DEFAULT_CATEGORY,
         "http" | "access" | "request" | "requests" | "api_access" | "web" => "api",
         "authentication" | "authn" | "authz" | "authorization" | "login" => "auth",
@@ -219,10 +232,16 @@ mod tests {
             ("trace", Level::Debug),
             ("notice", Level::Info),
             ("40", Level::Error),
+            (" Informational\n", Level::Info),
         ] {
             assert_eq!(Level::parse(text), Some(level), "{text}");
         }
-        assert_eq!(Level::parse("loud"), None);
+        for text in ["loud", "", "ERRÖR", "information-and-more-than-sixteen-bytes"] {
+            assert_eq!(Level::parse(text), None, "{text}");
+        }
+        assert_eq!(normalize_category(" DB "), "database");
+        assert_eq!(normalize_category("Ünïcode"), "ünïcode");
+        assert_eq!(normalize_category("billing"), "billing");
         assert!(Level::Error > Level::Warning);
         for level in Level::ALL {
             assert_eq!(Level::from_code(level.code()), Some(level));
