@@ -6,9 +6,14 @@
 //! - `| json` and `| logfmt`: expose the line's fields as labels (hubmon parsed them at
 //!   ingest) and parse the message itself when it is JSON or logfmt;
 //! - label filters `| status >= 500`, `| level="error", duration_ms > 2000`, `=~`, `!~`;
+//! - `| regexp "(?P<name>…)"` and `| pattern "<ip> - <_> \"<method> <path>\""`: labels from
+//!   the line's text;
 //! - `| line_format "{{.service}}: {{.message}}"`;
-//! - `count_over_time`, `rate`, `bytes_over_time`, `bytes_rate` over `[range]`, and
-//!   `sum/avg/max/min/count by|without (…)`, `topk/bottomk(k, …)` around them.
+//! - `count_over_time`, `rate`, `bytes_over_time`, `bytes_rate` over `[range]`;
+//! - `| unwrap duration_ms` (also `duration(…)`, `duration_seconds(…)`, `bytes(…)`) with
+//!   `sum/avg/min/max/first/last/stddev/stdvar_over_time`, `quantile_over_time(φ, …)` and
+//!   `rate`, optionally `by|without (…)`: latency and size statistics from log lines;
+//! - `sum/avg/max/min/count by|without (…)`, `topk/bottomk(k, …)` around them.
 //!
 //! A line's stream labels are its level, category, service, host and module. Regular
 //! expressions use the `regex` crate (linear time) with a compile-size limit, so a
@@ -90,6 +95,28 @@ enum Stage {
     Logfmt,
     Filter(Vec<Condition>),
     LineFormat(String),
+    Regexp(Regex),
+    Pattern(Vec<PatternPart>),
+    Unwrap { label: String, conversion: Conversion },
+}
+
+/// A piece of a `| pattern` expression.
+#[derive(Debug, Clone, PartialEq)]
+enum PatternPart {
+    Literal(String),
+    /// `<name>`, or `<_>` (`None`): the text up to the next literal.
+    Capture(Option<String>),
+}
+
+/// How `| unwrap` turns a label's text into a sample value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conversion {
+    /// A plain number (or a duration like `250ms`, as seconds).
+    Number,
+    /// A Go-style duration (`1.5s`, `2m3s`, `250ms`), as seconds.
+    Duration,
+    /// A size such as `10KB` or `1.5MiB`, as bytes.
+    Bytes,
 }
 
 /// A log query: a selector and a pipeline.
@@ -105,6 +132,89 @@ pub enum RangeFn {
     Rate,
     BytesOverTime,
     BytesRate,
+    SumOverTime,
+    AvgOverTime,
+    MinOverTime,
+    MaxOverTime,
+    FirstOverTime,
+    LastOverTime,
+    StddevOverTime,
+    StdvarOverTime,
+    QuantileOverTime,
+}
+
+impl RangeFn {
+    fn named(name: &str) -> Option<RangeFn> {
+        Some(match name {
+            "count_over_time" => RangeFn::CountOverTime,
+            "rate" => RangeFn::Rate,
+            "bytes_over_time" => RangeFn::BytesOverTime,
+            "bytes_rate" => RangeFn::BytesRate,
+            "sum_over_time" => RangeFn::SumOverTime,
+            "avg_over_time" => RangeFn::AvgOverTime,
+            "min_over_time" => RangeFn::MinOverTime,
+            "max_over_time" => RangeFn::MaxOverTime,
+            "first_over_time" => RangeFn::FirstOverTime,
+            "last_over_time" => RangeFn::LastOverTime,
+            "stddev_over_time" => RangeFn::StddevOverTime,
+            "stdvar_over_time" => RangeFn::StdvarOverTime,
+            "quantile_over_time" => RangeFn::QuantileOverTime,
+            _ => return None,
+        })
+    }
+
+    /// Whether the function reads unwrapped values (`rate` may, or may count lines).
+    fn needs_unwrap(self) -> Option<bool> {
+        match self {
+            RangeFn::CountOverTime | RangeFn::BytesOverTime | RangeFn::BytesRate => Some(false),
+            RangeFn::Rate => None,
+            _ => Some(true),
+        }
+    }
+
+    /// The function's value over the samples of one window, oldest first.
+    fn over(self, values: &[f64], seconds: f64, quantile: f64, unwrapped: bool) -> f64 {
+        let sum = || values.iter().sum::<f64>();
+        let mean = || sum() / values.len() as f64;
+        let variance = || {
+            let mean = mean();
+            values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / values.len() as f64
+        };
+        match self {
+            RangeFn::CountOverTime => values.len() as f64,
+            RangeFn::Rate if !unwrapped => values.len() as f64 / seconds,
+            RangeFn::Rate | RangeFn::BytesRate => sum() / seconds,
+            RangeFn::BytesOverTime | RangeFn::SumOverTime => sum(),
+            RangeFn::AvgOverTime => mean(),
+            RangeFn::MinOverTime => values.iter().copied().fold(f64::INFINITY, f64::min),
+            RangeFn::MaxOverTime => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            RangeFn::FirstOverTime => values.first().copied().unwrap_or(f64::NAN),
+            RangeFn::LastOverTime => values.last().copied().unwrap_or(f64::NAN),
+            RangeFn::StdvarOverTime => variance(),
+            RangeFn::StddevOverTime => variance().sqrt(),
+            RangeFn::QuantileOverTime => quantile_of(values, quantile),
+        }
+    }
+}
+
+/// The φ-quantile of `values` with linear interpolation between the closest ranks, as
+/// Prometheus's `quantile_over_time` computes it (φ outside [0, 1] gives ±Inf).
+fn quantile_of(values: &[f64], phi: f64) -> f64 {
+    if values.is_empty() || phi.is_nan() {
+        return f64::NAN;
+    }
+    if phi < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if phi > 1.0 {
+        return f64::INFINITY;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = phi * (sorted.len() - 1) as f64;
+    let (lower, upper) = (rank.floor() as usize, rank.ceil() as usize);
+    let weight = rank - rank.floor();
+    sorted[lower] * (1.0 - weight) + sorted[upper] * weight
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +230,23 @@ pub enum AggOp {
 
 #[derive(Debug, Clone)]
 pub enum MetricQuery {
-    Range { function: RangeFn, query: LogQuery, range_ms: i64 },
-    Aggregate { op: AggOp, by: Vec<String>, without: bool, k: usize, inner: Box<MetricQuery> },
+    Range {
+        function: RangeFn,
+        query: LogQuery,
+        range_ms: i64,
+        /// φ of `quantile_over_time`.
+        quantile: f64,
+        /// `by`/`without` on an unwrapped range function: samples of the lines whose kept
+        /// labels agree are one series.
+        grouping: Option<(Vec<String>, bool)>,
+    },
+    Aggregate {
+        op: AggOp,
+        by: Vec<String>,
+        without: bool,
+        k: usize,
+        inner: Box<MetricQuery>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -164,7 +289,11 @@ impl LogqlQuery {
         let mut parser = Parser { chars: input.chars().collect(), at: 0 };
         parser.skip_space();
         let query = if parser.peek() == Some('{') {
-            LogqlQuery::Log(parser.log_query()?)
+            let query = parser.log_query()?;
+            if query.unwraps() {
+                return parser.fail("`unwrap` belongs in a metric query, such as avg_over_time({…} | unwrap x [5m])");
+            }
+            LogqlQuery::Log(query)
         } else {
             LogqlQuery::Metric(parser.metric()?)
         };
@@ -206,6 +335,18 @@ impl LogQuery {
 
     /// Runs the selector and pipeline on one line: its output labels and line, or `None`.
     pub fn process(&self, entry: &LogEntry) -> Option<(Labels, String)> {
+        self.run(entry).map(|(labels, line, _)| (labels, line))
+    }
+
+    fn unwraps(&self) -> bool {
+        self.stages.iter().any(|s| matches!(s, Stage::Unwrap { .. }))
+    }
+
+    /// `process`, plus the value `| unwrap` took from the line. A line whose label is
+    /// missing or does not convert is dropped from the sample (Loki marks it with an
+    /// `__error__` label instead).
+    fn run(&self, entry: &LogEntry) -> Option<(Labels, String, Option<f64>)> {
+        let mut value = None;
         for matcher in &self.matchers {
             let actual = entry.field_text(&matcher.name).unwrap_or_default();
             if !matcher.matches(&actual) {
@@ -248,9 +389,28 @@ impl LogQuery {
                     }
                 }
                 Stage::LineFormat(template) => line = render(template, &labels, entry, &line),
+                Stage::Regexp(regex) => {
+                    if let Some(captures) = regex.captures(&line) {
+                        for name in regex.capture_names().flatten() {
+                            if let Some(m) = captures.name(name) {
+                                labels.insert(name.to_string(), m.as_str().to_string());
+                            }
+                        }
+                    }
+                }
+                Stage::Pattern(parts) => {
+                    for (name, text) in match_pattern(parts, &line).unwrap_or_default() {
+                        labels.insert(name, text);
+                    }
+                }
+                Stage::Unwrap { label, conversion } => {
+                    let text = label_value(label, &labels, entry)?;
+                    value = Some(convert(&text, *conversion)?);
+                    labels.remove(label);
+                }
             }
         }
-        Some((labels, line))
+        Some((labels, line, value))
     }
 }
 
@@ -352,6 +512,129 @@ fn parse_number(text: &str) -> Option<f64> {
     })
 }
 
+/// The captures of a `| pattern` on `line`: a leading literal must start the line, each
+/// capture runs to the next occurrence of the literal after it (a last capture to the end of
+/// the line). `None` when a literal is missing; then the line gets no labels, as in Loki.
+fn match_pattern(parts: &[PatternPart], line: &str) -> Option<Vec<(String, String)>> {
+    let mut rest = line;
+    let mut out = Vec::new();
+    let mut parts = parts.iter().peekable();
+    while let Some(part) = parts.next() {
+        match part {
+            PatternPart::Literal(literal) => rest = rest.strip_prefix(literal.as_str())?,
+            PatternPart::Capture(name) => {
+                let end = match parts.peek() {
+                    Some(PatternPart::Literal(next)) => rest.find(next.as_str())?,
+                    _ => rest.len(),
+                };
+                if let Some(name) = name {
+                    out.push((name.clone(), rest[..end].to_string()));
+                }
+                rest = &rest[end..];
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Parses a `| pattern` expression; two captures in a row would have no literal between
+/// them to end the first, so they are refused.
+fn parse_pattern(text: &str) -> Result<Vec<PatternPart>, String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let capture = rest.find('<').and_then(|open| {
+            let close = open + rest[open..].find('>')?;
+            let name = &rest[open + 1..close];
+            let valid = name == "_"
+                || (!name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.starts_with(|c: char| c.is_ascii_digit()));
+            valid.then_some((open, close, name))
+        });
+        let Some((open, close, name)) = capture else {
+            parts.push(PatternPart::Literal(rest.to_string()));
+            break;
+        };
+        if open > 0 {
+            parts.push(PatternPart::Literal(rest[..open].to_string()));
+        }
+        if matches!(parts.last(), Some(PatternPart::Capture(_))) {
+            return Err(format!("captures <…> must be separated by text, at <{name}>"));
+        }
+        parts.push(PatternPart::Capture((name != "_").then(|| name.to_string())));
+        rest = &rest[close + 1..];
+    }
+    if !parts.iter().any(|p| matches!(p, PatternPart::Capture(Some(_)))) {
+        return Err("a pattern needs at least one named capture such as <status>".into());
+    }
+    Ok(parts)
+}
+
+/// A label's text as an unwrapped sample value.
+fn convert(text: &str, conversion: Conversion) -> Option<f64> {
+    let text = text.trim();
+    match conversion {
+        Conversion::Number => parse_number(text),
+        Conversion::Duration => go_duration_seconds(text),
+        Conversion::Bytes => bytes_value(text),
+    }
+}
+
+/// `1.5s`, `2m3s`, `250ms`, `1h`, `-3us`, `0`: a Go duration string, as seconds.
+fn go_duration_seconds(text: &str) -> Option<f64> {
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest == "0" {
+        return Some(0.0);
+    }
+    let mut total = 0.0;
+    let mut any = false;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * factor;
+        any = true;
+    }
+    any.then_some(if negative { -total } else { total })
+}
+
+/// `512`, `10KB`, `1.5 MiB`, `3gb`: a size, as bytes (kB = 1000, KiB = 1024).
+fn bytes_value(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let number: f64 = text[..split].parse().ok()?;
+    let unit = text[split..].trim().to_ascii_lowercase();
+    let factor = match unit.as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "pb" | "p" => 1e15,
+        "kib" | "ki" => 1024.0,
+        "mib" | "mi" => 1024.0 * 1024.0,
+        "gib" | "gi" => 1024.0 * 1024.0 * 1024.0,
+        "tib" | "ti" => 1024.0f64.powi(4),
+        "pib" | "pi" => 1024.0f64.powi(5),
+        _ => return None,
+    };
+    Some(number * factor)
+}
+
 /// `{{.name}}` and `{{ .name }}` replaced by label values (`.message`/`.line`: the line).
 fn render(template: &str, labels: &Labels, entry: &LogEntry, line: &str) -> String {
     let mut out = String::new();
@@ -431,7 +714,7 @@ pub fn select_logs(store: &LogStore, query: &LogQuery, range: Range) -> Result<V
 /// `start == end`).
 pub fn evaluate_metric(store: &LogStore, query: &MetricQuery, range: Range) -> Result<Vec<Series>, LogqlError> {
     match query {
-        MetricQuery::Range { function, query, range_ms } => {
+        MetricQuery::Range { function, query, range_ms, quantile, grouping } => {
             let from = range.start - range_ms + 1;
             let lines: Vec<std::sync::Arc<StoredEntry>> = store
                 .scan(&query.prefilter(), from, range.end.saturating_add(1), MAX_SCANNED_LINES + 1)
@@ -441,35 +724,31 @@ pub fn evaluate_metric(store: &LogStore, query: &MetricQuery, range: Range) -> R
                     "the query would read more than {MAX_SCANNED_LINES} lines; narrow the selector or the range"
                 )));
             }
+            // Each line is a sample: its unwrapped value, or its length in bytes.
+            let unwrapped = query.unwraps();
             let mut groups: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
             for stored in &lines {
-                if let Some((labels, line)) = query.process(&stored.entry) {
-                    groups.entry(labels).or_default().push((stored.entry.timestamp.as_millis(), line.len() as f64));
+                if let Some((mut labels, line, value)) = query.run(&stored.entry) {
+                    if let Some((names, without)) = grouping {
+                        labels.retain(|name, _| names.contains(name) != *without);
+                    }
+                    let sample = value.unwrap_or(line.len() as f64);
+                    groups.entry(labels).or_default().push((stored.entry.timestamp.as_millis(), sample));
                 }
             }
+            let seconds = *range_ms as f64 / 1000.0;
             let mut out = Vec::new();
             for (labels, mut items) in groups {
                 items.sort_by_key(|(ts, _)| *ts);
                 let times: Vec<i64> = items.iter().map(|(t, _)| *t).collect();
-                let mut prefix = vec![0.0];
-                for (_, bytes) in &items {
-                    prefix.push(prefix.last().copied().unwrap_or(0.0) + bytes);
-                }
+                let values: Vec<f64> = items.iter().map(|(_, v)| *v).collect();
                 let mut points = Vec::new();
                 for t in steps(range) {
                     let hi = times.partition_point(|x| *x <= t);
                     let lo = times.partition_point(|x| *x <= t - range_ms);
-                    if hi == lo {
-                        continue;
+                    if hi > lo {
+                        points.push((t, function.over(&values[lo..hi], seconds, *quantile, unwrapped)));
                     }
-                    let seconds = *range_ms as f64 / 1000.0;
-                    let value = match function {
-                        RangeFn::CountOverTime => (hi - lo) as f64,
-                        RangeFn::Rate => (hi - lo) as f64 / seconds,
-                        RangeFn::BytesOverTime => prefix[hi] - prefix[lo],
-                        RangeFn::BytesRate => (prefix[hi] - prefix[lo]) / seconds,
-                    };
-                    points.push((t, value));
                 }
                 if !points.is_empty() {
                     out.push(Series { labels, points });
@@ -682,7 +961,43 @@ impl Parser {
                     "json" => stages.push(Stage::Json),
                     "logfmt" => stages.push(Stage::Logfmt),
                     "line_format" => stages.push(Stage::LineFormat(self.string()?)),
-                    "pattern" | "regexp" | "unpack" | "label_format" | "drop" | "keep" | "decolorize" | "unwrap" => {
+                    "regexp" => {
+                        let expression = self.string()?;
+                        let regex = self.regex(&expression, false)?;
+                        if regex.capture_names().flatten().next().is_none() {
+                            self.at = position;
+                            return self.fail("`regexp` needs at least one named group, such as (?P<status>\\d+)");
+                        }
+                        stages.push(Stage::Regexp(regex));
+                    }
+                    "pattern" => {
+                        let expression = self.string()?;
+                        match parse_pattern(&expression) {
+                            Ok(parts) => stages.push(Stage::Pattern(parts)),
+                            Err(message) => {
+                                self.at = position;
+                                return self.fail(message);
+                            }
+                        }
+                    }
+                    "unwrap" => {
+                        let name = self.ident()?;
+                        let conversion = match name.as_str() {
+                            "duration" | "duration_seconds" => Some(Conversion::Duration),
+                            "bytes" => Some(Conversion::Bytes),
+                            _ => None,
+                        };
+                        let (label, conversion) = match conversion {
+                            Some(conversion) if self.eat("(") => {
+                                let label = self.ident()?;
+                                self.expect(")")?;
+                                (label, conversion)
+                            }
+                            _ => (name, Conversion::Number),
+                        };
+                        stages.push(Stage::Unwrap { label, conversion });
+                    }
+                    "unpack" | "label_format" | "drop" | "keep" | "decolorize" => {
                         self.at = position;
                         return self.fail(format!("`{name}` is not in hubmon's LogQL subset"));
                     }
@@ -765,15 +1080,15 @@ impl Parser {
     fn metric(&mut self) -> Result<MetricQuery, LogqlError> {
         let position = self.at;
         let name = self.ident()?;
-        let function = match name.as_str() {
-            "count_over_time" => Some(RangeFn::CountOverTime),
-            "rate" => Some(RangeFn::Rate),
-            "bytes_over_time" => Some(RangeFn::BytesOverTime),
-            "bytes_rate" => Some(RangeFn::BytesRate),
-            _ => None,
-        };
-        if let Some(function) = function {
+        if let Some(function) = RangeFn::named(&name) {
             self.expect("(")?;
+            let mut quantile = f64::NAN;
+            if function == RangeFn::QuantileOverTime {
+                quantile = self.number()?;
+                self.expect(",")?;
+            }
+            self.skip_space();
+            let query_at = self.at;
             let query = self.log_query()?;
             self.expect("[")?;
             self.skip_space();
@@ -792,7 +1107,19 @@ impl Parser {
             if range_ms <= 0 {
                 return self.fail("the range must be positive");
             }
-            return Ok(MetricQuery::Range { function, query, range_ms });
+            match (function.needs_unwrap(), query.unwraps()) {
+                (Some(true), false) => {
+                    self.at = query_at;
+                    return self.fail(format!("{name} needs `| unwrap <label>` in its query"));
+                }
+                (Some(false), true) => {
+                    self.at = query_at;
+                    return self.fail(format!("{name} counts lines; it takes no `| unwrap`"));
+                }
+                _ => {}
+            }
+            let grouping = if query.unwraps() { self.grouping()? } else { None };
+            return Ok(MetricQuery::Range { function, query, range_ms, quantile, grouping });
         }
         let op = match name.as_str() {
             "sum" => AggOp::Sum,
@@ -804,7 +1131,7 @@ impl Parser {
             "bottomk" => AggOp::Bottomk,
             _ => {
                 self.at = position;
-                return self.fail(format!("unknown function `{name}`; start with {{…}}, count_over_time, rate, bytes_over_time, bytes_rate, sum, avg, min, max, count, topk or bottomk"));
+                return self.fail(format!("unknown function `{name}`; start with {{…}}, a range function (count_over_time, rate, bytes_over_time, bytes_rate, sum_over_time, avg_over_time, min_over_time, max_over_time, first_over_time, last_over_time, stddev_over_time, stdvar_over_time, quantile_over_time) or an aggregation (sum, avg, min, max, count, topk, bottomk)"));
             }
         };
         let mut grouping = self.grouping()?;
@@ -948,6 +1275,68 @@ mod tests {
     }
 
     #[test]
+    fn unwrapped_values_from_patterns_and_regexps() {
+        let (_dir, store) = store();
+        let at_end = |query: &str| -> Vec<(Labels, f64)> {
+            metric(&store, query)
+                .into_iter()
+                .filter_map(|s| s.points.iter().find(|p| p.0 == 600_000).map(|p| (s.labels.clone(), p.1)))
+                .collect()
+        };
+        // api lines are the even i, at i·10 s; the window (0, 600 s] holds i = 2, 4, …, 58.
+        let took = r#"{service="api"} | pattern "<method> <path> status=<_> took <took>ms" | unwrap took [10m]"#;
+        assert_eq!(at_end(&format!("max_over_time({took}) by (method)"))[0].1, 58.0);
+        assert_eq!(at_end(&format!("min_over_time({took}) by (method)"))[0].1, 2.0);
+        assert_eq!(at_end(&format!("quantile_over_time(0.5, {took}) by (method)"))[0].1, 30.0);
+        assert_eq!(at_end(&format!("quantile_over_time(0.25, {took}) by (method)"))[0].1, 16.0);
+        assert_eq!(at_end(&format!("first_over_time({took}) by (method)"))[0].1, 2.0);
+        assert_eq!(at_end(&format!("last_over_time({took}) by (method)"))[0].1, 58.0);
+        let labels = &at_end(&format!("sum_over_time({took})"))[0].0;
+        assert_eq!(labels.get("method").map(String::as_str), Some("GET"), "pattern captures are labels");
+        assert_eq!(labels.get("level").map(String::as_str), Some("error"), "one series per label set");
+        assert!(!labels.contains_key("took"), "the unwrapped label is not a label of the series");
+        let by_service = at_end(
+            r#"avg_over_time({service=~"api|web"} | regexp `took (?P<took>\d+)ms` | unwrap took [10m]) by (service)"#,
+        );
+        assert_eq!(by_service.len(), 2, "{by_service:?}");
+        assert!(by_service.iter().all(|(labels, v)| labels.len() == 1 && *v == 30.0), "{by_service:?}");
+        // web lines are the odd i: 1 + 3 + … + 59 = 900 ms over the window.
+        let seconds = r#"{service="web"} | pattern "<_> took <d>" | unwrap duration(d) [10m]"#;
+        let sum = at_end(&format!("sum(sum_over_time({seconds}))"))[0].1;
+        assert!((sum - 0.9).abs() < 1e-9, "{sum}");
+        let rate = at_end(&format!("sum(rate({seconds}))"))[0].1;
+        assert!((rate - 0.9 / 600.0).abs() < 1e-12, "{rate}");
+        assert_eq!(
+            at_end(r#"sum(rate({service="web"}[10m]))"#)[0].1,
+            30.0 / 600.0,
+            "without unwrap, rate counts lines"
+        );
+        let spread = at_end(&format!("stddev_over_time({took}) by (method)"))[0].1;
+        assert!((spread - (((29 * 29 - 1) as f64 * 4.0) / 12.0).sqrt()).abs() < 1e-9, "{spread}");
+    }
+
+    #[test]
+    fn patterns_durations_and_sizes_read_like_loki() {
+        let parts = parse_pattern(r#"<ip> - - [<_>] "<method> <path> <_>" <status>"#).unwrap();
+        let line = r#"10.0.0.7 - - [29/Nov/2026:10:00:00 +0000] "POST /v1/cart HTTP/1.1" 502"#;
+        let got = match_pattern(&parts, line).unwrap();
+        let want = [("ip", "10.0.0.7"), ("method", "POST"), ("path", "/v1/cart"), ("status", "502")];
+        assert_eq!(got, want.map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(match_pattern(&parts, "no brackets here"), None);
+        assert_eq!(match_pattern(&parse_pattern("level=<level> ").unwrap(), "x level=info "), None, "anchored");
+        for (text, seconds) in [("2m3.5s", 123.5), ("250ms", 0.25), ("1h", 3600.0), ("-3us", -3e-6), ("0", 0.0)] {
+            assert_eq!(go_duration_seconds(text), Some(seconds), "{text}");
+        }
+        for text in ["", "abc", "5", "1x", "s"] {
+            assert_eq!(go_duration_seconds(text), None, "{text}");
+        }
+        for (text, bytes) in [("1.5KiB", 1536.0), ("10kb", 10_000.0), ("7", 7.0), ("2 MB", 2e6)] {
+            assert_eq!(bytes_value(text), Some(bytes), "{text}");
+        }
+        assert_eq!(bytes_value("3 XB"), None);
+    }
+
+    #[test]
     fn logfmt_values_may_be_quoted() {
         let line = r#"a=1 msg="two words" q="say \"hi\"" flag"#;
         let entry = LogEntry::new(Timestamp(0), Level::Info, line.to_string());
@@ -960,9 +1349,19 @@ mod tests {
 
     #[test]
     fn bad_queries_say_where_and_regexes_are_bounded() {
-        for query in
-            [r#"{service="api""#, "nonsense(1)", r#"{a="b"} | pattern "<x>""#, r#"count_over_time({a="b"}[zz])"#]
-        {
+        for query in [
+            r#"{service="api""#,
+            "nonsense(1)",
+            r#"{a="b"} | unpack"#,
+            r#"count_over_time({a="b"}[zz])"#,
+            r#"avg_over_time({a="b"}[5m])"#,
+            r#"count_over_time({a="b"} | unwrap x [5m])"#,
+            r#"{a="b"} | unwrap x"#,
+            r#"{a="b"} | pattern "<a><b>""#,
+            r#"{a="b"} | pattern "no captures <_>""#,
+            r#"{a="b"} | regexp "(\d+)""#,
+            r#"quantile_over_time({a="b"} | unwrap x [5m])"#,
+        ] {
             assert!(matches!(LogqlQuery::parse(query), Err(LogqlError::Parse { .. })), "{query}");
         }
         let huge = format!(r#"{{a=~"{}"}}"#, "(a{1,1000}){1,1000}");
