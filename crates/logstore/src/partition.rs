@@ -28,11 +28,17 @@ pub(crate) struct Columns {
 }
 
 /// Builds [`Columns`] one row at a time, interning categories and templates.
+/// Interned names by their text; hashed with the store's own key hash (every line looks up
+/// its category and template).
+type Interned = HashMap<String, u32, std::hash::BuildHasherDefault<crate::head::KeyHasher>>;
+
 #[derive(Default)]
 pub(crate) struct ColumnsBuilder {
     pub columns: Columns,
-    category_ids: HashMap<String, u32>,
-    template_ids: HashMap<String, u32>,
+    category_ids: Interned,
+    template_ids: Interned,
+    /// The line's message template, built here for every line.
+    template: String,
 }
 
 impl ColumnsBuilder {
@@ -44,13 +50,14 @@ impl ColumnsBuilder {
         c.levels.push(entry.level.code());
         let category = intern(&mut self.category_ids, &mut c.category_names, &entry.category);
         c.categories.push(category);
-        let template = intern(&mut self.template_ids, &mut c.template_texts, &text::template(&entry.message));
+        text::template_into(&entry.message, &mut self.template);
+        let template = intern(&mut self.template_ids, &mut c.template_texts, &self.template);
         c.templates.push(template);
         c.message_bytes.push(u32::try_from(entry.message.len()).unwrap_or(u32::MAX));
     }
 }
 
-fn intern(ids: &mut HashMap<String, u32>, names: &mut Vec<String>, value: &str) -> u32 {
+fn intern(ids: &mut Interned, names: &mut Vec<String>, value: &str) -> u32 {
     if let Some(&id) = ids.get(value) {
         return id;
     }

@@ -113,6 +113,14 @@ fn lower_with_map(text: &str) -> Lowered {
 /// `user 42 logged in` and `user 7 logged in` count as one message in the statistics.
 pub fn template(message: &str) -> String {
     let mut out = String::with_capacity(message.len().min(256));
+    template_into(message, &mut out);
+    out
+}
+
+/// [`template`] written into `out` (cleared first), so a caller that folds every line can
+/// reuse one buffer.
+pub fn template_into(message: &str, out: &mut String) {
+    out.clear();
     for (i, piece) in message.split_inclusive(|c: char| c.is_whitespace()).enumerate() {
         if i >= 40 || out.len() > 200 {
             out.push('…');
@@ -133,7 +141,8 @@ pub fn template(message: &str) -> String {
             out.push(' ');
         }
     }
-    out.trim_end().to_string()
+    let len = out.trim_end().len();
+    out.truncate(len);
 }
 
 fn is_variable(word: &str) -> bool {
