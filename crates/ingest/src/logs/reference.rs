@@ -9,20 +9,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::loki::PushError;
-use super::structured::{logfmt, parse_timestamp};
+// The key names are the specification both decoders share, not the mechanics under test.
+use super::structured::{
+    CATEGORY_KEYS, FUNCTION_KEYS, HOST_KEYS, LEVEL_KEYS, LINE_KEYS, MESSAGE_KEYS, MODULE_KEYS, REQUEST_ID_KEYS,
+    SERVICE_KEYS, TIMESTAMP_KEYS, USER_ID_KEYS, logfmt, parse_timestamp,
+};
 use super::{Limits, LineError, Parsed};
-
-const TIMESTAMP_KEYS: [&str; 7] = ["timestamp", "ts", "time", "@timestamp", "t", "datetime", "asctime"];
-const LEVEL_KEYS: [&str; 7] = ["level", "lvl", "severity", "loglevel", "log_level", "levelname", "log.level"];
-const MESSAGE_KEYS: [&str; 7] = ["message", "msg", "@message", "text", "event", "body", "log"];
-const MODULE_KEYS: [&str; 5] = ["module", "logger", "logger_name", "target", "component"];
-const FUNCTION_KEYS: [&str; 4] = ["function", "func", "funcName", "fn"];
-const LINE_KEYS: [&str; 3] = ["line", "lineno", "lineNumber"];
-const REQUEST_ID_KEYS: [&str; 5] = ["request_id", "requestId", "requestID", "req_id", "x_request_id"];
-const USER_ID_KEYS: [&str; 4] = ["user_id", "userId", "uid", "user"];
-const SERVICE_KEYS: [&str; 4] = ["service", "service_name", "app", "application"];
-const HOST_KEYS: [&str; 2] = ["host", "hostname"];
-const CATEGORY_KEYS: [&str; 2] = ["category", "cat"];
 
 #[derive(Clone, Copy)]
 enum Slot {

@@ -11,17 +11,18 @@ use serde_json::{Map, Value};
 
 use super::Limits;
 
-const TIMESTAMP_KEYS: [&str; 7] = ["timestamp", "ts", "time", "@timestamp", "t", "datetime", "asctime"];
-const LEVEL_KEYS: [&str; 7] = ["level", "lvl", "severity", "loglevel", "log_level", "levelname", "log.level"];
-const MESSAGE_KEYS: [&str; 7] = ["message", "msg", "@message", "text", "event", "body", "log"];
-const MODULE_KEYS: [&str; 5] = ["module", "logger", "logger_name", "target", "component"];
-const FUNCTION_KEYS: [&str; 4] = ["function", "func", "funcName", "fn"];
-const LINE_KEYS: [&str; 3] = ["line", "lineno", "lineNumber"];
-const REQUEST_ID_KEYS: [&str; 5] = ["request_id", "requestId", "requestID", "req_id", "x_request_id"];
-const USER_ID_KEYS: [&str; 4] = ["user_id", "userId", "uid", "user"];
-const SERVICE_KEYS: [&str; 4] = ["service", "service_name", "app", "application"];
-const HOST_KEYS: [&str; 2] = ["host", "hostname"];
-const CATEGORY_KEYS: [&str; 2] = ["category", "cat"];
+pub(super) const TIMESTAMP_KEYS: [&str; 7] = ["timestamp", "ts", "time", "@timestamp", "t", "datetime", "asctime"];
+pub(super) const LEVEL_KEYS: [&str; 7] =
+    ["level", "lvl", "severity", "loglevel", "log_level", "levelname", "log.level"];
+pub(super) const MESSAGE_KEYS: [&str; 7] = ["message", "msg", "@message", "text", "event", "body", "log"];
+pub(super) const MODULE_KEYS: [&str; 5] = ["module", "logger", "logger_name", "target", "component"];
+pub(super) const FUNCTION_KEYS: [&str; 4] = ["function", "func", "funcName", "fn"];
+pub(super) const LINE_KEYS: [&str; 3] = ["line", "lineno", "lineNumber"];
+pub(super) const REQUEST_ID_KEYS: [&str; 5] = ["request_id", "requestId", "requestID", "req_id", "x_request_id"];
+pub(super) const USER_ID_KEYS: [&str; 4] = ["user_id", "userId", "uid", "user"];
+pub(super) const SERVICE_KEYS: [&str; 4] = ["service", "service_name", "app", "application"];
+pub(super) const HOST_KEYS: [&str; 2] = ["host", "hostname"];
+pub(super) const CATEGORY_KEYS: [&str; 2] = ["category", "cat"];
 
 /// The model's fields that a line's keys may fill, each with the key names loggers use for
 /// it, most preferred first.
