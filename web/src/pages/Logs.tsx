@@ -287,7 +287,7 @@ function LogResults({
   return (
     <Panel
       title={t("logs_results")}
-      actions={state.took !== undefined ? <span className="muted small">{t("logs_took", { n: hits.length, ms: state.took })}</span> : null}
+      actions={state.took !== undefined ? <span className="muted small">{t(hits.length === 1 ? "logs_took_one" : "logs_took", { n: hits.length, ms: state.took })}</span> : null}
     >
       {state.error ? <ErrorBox message={state.error} /> : null}
       {hits.length === 0 && !state.loading && !state.error ? <Empty title={t("logs_none")} hint={t("logs_none_hint")} /> : null}
