@@ -29,6 +29,10 @@ use crate::{LogStore, StoredEntry, text};
 
 /// Lines one metric query may read; beyond it the query fails instead of exhausting memory.
 pub const MAX_SCANNED_LINES: usize = 2_000_000;
+/// Samples the window-reading range functions (quantile, min, max, stddev, …) may visit over
+/// all steps of one query: each step reads its whole window, so a long range at a small step
+/// multiplies the work.
+pub const MAX_WINDOW_SAMPLES: usize = 50_000_000;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 use crate::partition::STREAM_LABELS;
 
@@ -172,20 +176,12 @@ impl RangeFn {
         }
     }
 
-    /// The function's value over the samples of one window, oldest first.
-    fn over(self, values: &[f64], seconds: f64, quantile: f64, unwrapped: bool) -> f64 {
-        let sum = || values.iter().sum::<f64>();
-        let mean = || sum() / values.len() as f64;
-        let variance = || {
-            let mean = mean();
-            values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / values.len() as f64
-        };
+    /// The value of a function that reads its whole window (the samples, oldest first);
+    /// counts and sums are taken from prefix sums instead (`evaluate_metric`).
+    fn over(self, values: &[f64], quantile: f64) -> f64 {
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let variance = || values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / values.len() as f64;
         match self {
-            RangeFn::CountOverTime => values.len() as f64,
-            RangeFn::Rate if !unwrapped => values.len() as f64 / seconds,
-            RangeFn::Rate | RangeFn::BytesRate => sum() / seconds,
-            RangeFn::BytesOverTime | RangeFn::SumOverTime => sum(),
-            RangeFn::AvgOverTime => mean(),
             RangeFn::MinOverTime => values.iter().copied().fold(f64::INFINITY, f64::min),
             RangeFn::MaxOverTime => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             RangeFn::FirstOverTime => values.first().copied().unwrap_or(f64::NAN),
@@ -193,6 +189,12 @@ impl RangeFn {
             RangeFn::StdvarOverTime => variance(),
             RangeFn::StddevOverTime => variance().sqrt(),
             RangeFn::QuantileOverTime => quantile_of(values, quantile),
+            RangeFn::CountOverTime
+            | RangeFn::Rate
+            | RangeFn::BytesOverTime
+            | RangeFn::BytesRate
+            | RangeFn::SumOverTime
+            | RangeFn::AvgOverTime => f64::NAN,
         }
     }
 }
@@ -737,18 +739,45 @@ pub fn evaluate_metric(store: &LogStore, query: &MetricQuery, range: Range) -> R
                 }
             }
             let seconds = *range_ms as f64 / 1000.0;
+            let mut window_samples = 0usize;
             let mut out = Vec::new();
             for (labels, mut items) in groups {
                 items.sort_by_key(|(ts, _)| *ts);
                 let times: Vec<i64> = items.iter().map(|(t, _)| *t).collect();
                 let values: Vec<f64> = items.iter().map(|(_, v)| *v).collect();
+                // Counts and sums come from prefix sums, so each step costs the same however
+                // many lines its window holds; the other functions read the window.
+                let mut prefix = Vec::with_capacity(values.len() + 1);
+                prefix.push(0.0);
+                for value in &values {
+                    prefix.push(prefix.last().copied().unwrap_or(0.0) + value);
+                }
                 let mut points = Vec::new();
                 for t in steps(range) {
                     let hi = times.partition_point(|x| *x <= t);
                     let lo = times.partition_point(|x| *x <= t - range_ms);
-                    if hi > lo {
-                        points.push((t, function.over(&values[lo..hi], seconds, *quantile, unwrapped)));
+                    if hi == lo {
+                        continue;
                     }
+                    let (count, sum) = ((hi - lo) as f64, prefix[hi] - prefix[lo]);
+                    let value = match function {
+                        RangeFn::CountOverTime => count,
+                        RangeFn::Rate if !unwrapped => count / seconds,
+                        RangeFn::Rate | RangeFn::BytesRate => sum / seconds,
+                        RangeFn::BytesOverTime | RangeFn::SumOverTime => sum,
+                        RangeFn::AvgOverTime => sum / count,
+                        _ => {
+                            window_samples += hi - lo;
+                            if window_samples > MAX_WINDOW_SAMPLES {
+                                return Err(LogqlError::Limit(format!(
+                                    "the query would read more than {MAX_WINDOW_SAMPLES} samples across its steps; \
+                                     use a shorter range, a larger step or fewer steps"
+                                )));
+                            }
+                            function.over(&values[lo..hi], *quantile)
+                        }
+                    };
+                    points.push((t, value));
                 }
                 if !points.is_empty() {
                     out.push(Series { labels, points });
@@ -1313,6 +1342,23 @@ mod tests {
         );
         let spread = at_end(&format!("stddev_over_time({took}) by (method)"))[0].1;
         assert!((spread - (((29 * 29 - 1) as f64 * 4.0) / 12.0).sqrt()).abs() < 1e-9, "{spread}");
+    }
+
+    /// Each step of a window-reading function reads its whole window; a tiny step over a long
+    /// range would multiply that without end, so the query is refused past a budget.
+    #[test]
+    fn window_functions_refuse_queries_over_their_sample_budget() {
+        let (_dir, store) = store();
+        let LogqlQuery::Metric(query) = LogqlQuery::parse(
+            r#"max_over_time({service=~".+"} | pattern "<_> took <took>ms" | unwrap took [100m]) by (service)"#,
+        )
+        .unwrap() else {
+            panic!("not a metric query")
+        };
+        let tiny_step = Range { start: 600_000, end: 6_000_000, step: 1, limit: 0, backward: true };
+        assert!(matches!(evaluate_metric(&store, &query, tiny_step), Err(LogqlError::Limit(_))));
+        let fine = Range { step: 60_000, ..tiny_step };
+        assert_eq!(evaluate_metric(&store, &query, fine).unwrap().len(), 2);
     }
 
     #[test]
