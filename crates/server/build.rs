@@ -6,7 +6,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/dist");
+    // Read at run time: `env!` would freeze the path this script was compiled at, which is
+    // wrong when a target directory is shared between checkouts.
+    let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+        eprintln!("error: CARGO_MANIFEST_DIR is not set; build hubmon with cargo");
+        return ExitCode::FAILURE;
+    };
+    let dist = Path::new(&manifest_dir).join("../../web/dist");
     println!("cargo:rerun-if-changed=../../web/dist/index.html");
     let index = match std::fs::read_to_string(dist.join("index.html")) {
         Ok(text) => text,

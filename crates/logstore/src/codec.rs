@@ -295,8 +295,8 @@ pub(crate) fn put_entry(out: &mut Vec<u8>, stored: &StoredEntry) {
 pub(crate) struct RowView<'a> {
     pub message: &'a [u8],
     pub optional: [&'a [u8]; OPTIONAL_FIELDS.len()],
-    /// By name, as written (a `BTreeMap`'s order).
-    pub fields: Vec<(&'a str, &'a [u8])>,
+    /// The free-form fields' bytes (name, tagged value; by name), checked by `parse`.
+    fields: &'a [u8],
 }
 
 impl<'a> RowView<'a> {
@@ -317,20 +317,31 @@ impl<'a> RowView<'a> {
             skip_value(data, &mut at)?;
             *value = &data[start..at];
         }
+        let fields_at = at;
         let count = get_varint(data, &mut at)?;
-        let mut fields = Vec::with_capacity(usize::try_from(count).ok()?.min(64));
         for _ in 0..count {
+            get_str(data, &mut at)?;
+            skip_value(data, &mut at)?;
+        }
+        (at == data.len()).then_some(RowView { message, optional, fields: &data[fields_at..] })
+    }
+
+    /// The free-form fields as (name, tagged value), by name, without allocating.
+    pub fn fields(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + use<'a> {
+        let data = self.fields;
+        let mut at = 0;
+        let count = get_varint(data, &mut at).unwrap_or(0);
+        (0..count).map_while(move |_| {
             let name = get_str(data, &mut at)?;
             let start = at;
             skip_value(data, &mut at)?;
-            fields.push((name, &data[start..at]));
-        }
-        (at == data.len()).then_some(RowView { message, optional, fields })
+            Some((name, &data[start..at]))
+        })
     }
 
     /// The tagged value of free-form field `name`, if the line has it.
     pub fn field(&self, name: &str) -> Option<&'a [u8]> {
-        self.fields.binary_search_by(|(n, _)| (*n).cmp(name)).ok().map(|at| self.fields[at].1)
+        self.fields().find(|(n, _)| *n == name).map(|(_, value)| value)
     }
 }
 
@@ -412,7 +423,7 @@ mod tests {
             put_optional(&mut expected, &stored.entry, index);
             assert_eq!(*value, expected.as_slice(), "{}", OPTIONAL_FIELDS[index]);
         }
-        assert_eq!(view.fields.len(), stored.entry.fields.len());
+        assert_eq!(view.fields().count(), stored.entry.fields.len());
         for (name, value) in &stored.entry.fields {
             let mut expected = Vec::new();
             put_value(&mut expected, value);

@@ -39,8 +39,73 @@ pub(crate) type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 /// line's keys are rewritten once per level.
 const RUNS_PER_LEVEL: usize = 8;
 
-/// A sorted piece of the head's inverted index: the keys of a contiguous range of rows, by
-/// hash, with their rows ascending.
+/// Postings of many keys in three flat arrays: one allocation each instead of one per key
+/// (most keys, request ids and numbers, have a single row).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Postings {
+    /// 64-bit key hashes, ascending.
+    keys: Vec<u64>,
+    /// `rows[starts[i]..starts[i + 1]]` are the rows of `keys[i]`; one more than `keys`.
+    starts: Vec<u32>,
+    rows: Vec<u32>,
+}
+
+impl Postings {
+    pub fn with_capacity(keys: usize, rows: usize) -> Postings {
+        let mut starts = Vec::with_capacity(keys + 1);
+        starts.push(0);
+        Postings { keys: Vec::with_capacity(keys), starts, rows: Vec::with_capacity(rows) }
+    }
+
+    /// Adds `key` (greater than every key so far) with its rows, ascending.
+    pub fn push(&mut self, key: u64, rows: &[u32]) {
+        self.push_key(key);
+        self.push_rows(rows);
+    }
+
+    /// Adds `key` with no rows yet.
+    fn push_key(&mut self, key: u64) {
+        if self.starts.is_empty() {
+            self.starts.push(0);
+        }
+        self.keys.push(key);
+        self.starts.push(self.rows.len() as u32);
+    }
+
+    /// Adds rows to the last key's list.
+    fn push_rows(&mut self, rows: &[u32]) {
+        self.rows.extend_from_slice(rows);
+        if let Some(end) = self.starts.last_mut() {
+            *end = self.rows.len() as u32;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn keys(&self) -> &[u64] {
+        &self.keys
+    }
+
+    /// The rows of the `at`-th key.
+    pub fn rows_at(&self, at: usize) -> &[u32] {
+        &self.rows[self.starts[at] as usize..self.starts[at + 1] as usize]
+    }
+
+    pub fn get(&self, key: u64) -> &[u32] {
+        match self.keys.binary_search(&key) {
+            Ok(at) => self.rows_at(at),
+            Err(_) => &[],
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u32])> {
+        self.keys.iter().enumerate().map(|(at, key)| (*key, self.rows_at(at)))
+    }
+}
+
+/// A sorted piece of the head's inverted index: the postings of a contiguous range of rows.
 ///
 /// Indexing a batch sorts its (key hash, row) pairs into one new run instead of inserting
 /// every key into one hash table: the table's cost was a cache miss per unique key (request
@@ -49,10 +114,7 @@ const RUNS_PER_LEVEL: usize = 8;
 #[derive(Default)]
 struct Run {
     level: u8,
-    keys: Vec<u64>,
-    /// `rows[starts[i]..starts[i + 1]]` are the rows of `keys[i]`.
-    starts: Vec<u32>,
-    rows: Vec<u32>,
+    postings: Postings,
 }
 
 impl Run {
@@ -62,52 +124,38 @@ impl Run {
         // keys make long runs of equal hashes, which the stable sort merges cheaply).
         pairs.sort_by_key(|(hash, _)| *hash);
         pairs.dedup();
-        let mut run = Run { rows: Vec::with_capacity(pairs.len()), ..Run::default() };
+        let mut postings = Postings::with_capacity(pairs.len() / 2, pairs.len());
         for &(key, row) in pairs.iter() {
-            if run.keys.last() != Some(&key) {
-                run.keys.push(key);
-                run.starts.push(run.rows.len() as u32);
+            if postings.keys.last() != Some(&key) {
+                postings.push_key(key);
             }
-            run.rows.push(row);
+            postings.push_rows(&[row]);
         }
-        run.starts.push(run.rows.len() as u32);
-        run
-    }
-
-    fn get(&self, key: u64) -> &[u32] {
-        match self.keys.binary_search(&key) {
-            Ok(at) => &self.rows[self.starts[at] as usize..self.starts[at + 1] as usize],
-            Err(_) => &[],
-        }
-    }
-
-    fn postings(&self) -> impl Iterator<Item = (u64, &[u32])> {
-        self.keys.iter().zip(self.starts.windows(2)).map(|(key, w)| (*key, &self.rows[w[0] as usize..w[1] as usize]))
+        Run { level: 0, postings }
     }
 
     /// Merges runs of consecutive row ranges (oldest first), so each key's rows stay ascending.
     fn merge(runs: &[Run], level: u8) -> Run {
-        let size = runs.iter().map(|r| r.rows.len()).sum();
-        let mut merged = Run { level, rows: Vec::with_capacity(size), ..Run::default() };
+        let size = runs.iter().map(|r| r.postings.rows.len()).sum();
+        let keys = runs.iter().map(|r| r.postings.len()).max().unwrap_or(0);
+        let mut merged = Postings::with_capacity(keys, size);
         let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize, usize)>> = runs
             .iter()
             .enumerate()
-            .filter(|(_, r)| !r.keys.is_empty())
-            .map(|(i, r)| std::cmp::Reverse((r.keys[0], i, 0)))
+            .filter(|(_, r)| !r.postings.keys.is_empty())
+            .map(|(i, r)| std::cmp::Reverse((r.postings.keys[0], i, 0)))
             .collect();
         while let Some(std::cmp::Reverse((key, run, at))) = heads.pop() {
+            let source = &runs[run].postings;
             if merged.keys.last() != Some(&key) {
-                merged.keys.push(key);
-                merged.starts.push(merged.rows.len() as u32);
+                merged.push_key(key);
             }
-            let source = &runs[run];
-            merged.rows.extend_from_slice(&source.rows[source.starts[at] as usize..source.starts[at + 1] as usize]);
+            merged.push_rows(source.rows_at(at));
             if let Some(next) = source.keys.get(at + 1) {
                 heads.push(std::cmp::Reverse((*next, run, at + 1)));
             }
         }
-        merged.starts.push(merged.rows.len() as u32);
-        merged
+        Run { level, postings: merged }
     }
 }
 
@@ -245,9 +293,15 @@ impl Head {
                 &merged
             }
         };
-        let mut postings: Vec<Vec<(u64, Vec<u32>)>> = parts.iter().map(|_| Vec::new()).collect();
+        let mut postings: Vec<Postings> = parts
+            .iter()
+            .map(|rows| {
+                let share = |n: usize| n * rows.len() / self.rows.len().max(1);
+                Postings::with_capacity(share(all.postings.len()), share(all.postings.rows.len()))
+            })
+            .collect();
         let mut scratch: Vec<Vec<u32>> = parts.iter().map(|_| Vec::new()).collect();
-        for (key, head_rows) in all.postings() {
+        for (key, head_rows) in all.postings.iter() {
             for row in head_rows {
                 let (part, at) = position[*row as usize];
                 if let Some(list) = scratch.get_mut(part as usize) {
@@ -261,13 +315,14 @@ impl Head {
                 // Mostly ascending already (lines arrive roughly in time order): the stable
                 // sort finds those runs.
                 list.sort();
-                postings[part].push((key, std::mem::take(list)));
+                postings[part].push(key, list);
+                list.clear();
             }
         }
         parts.iter().zip(postings).map(|(rows, postings)| self.part_index(rows, postings)).collect()
     }
 
-    fn part_index(&self, rows: &[u32], postings: Vec<(u64, Vec<u32>)>) -> SegmentIndex {
+    fn part_index(&self, rows: &[u32], postings: Postings) -> SegmentIndex {
         let all = &self.columns.columns;
         let pick = |column: &Vec<u32>| rows.iter().map(|r| column[*r as usize]).collect::<Vec<u32>>();
         let columns = Columns {
@@ -293,7 +348,7 @@ impl Partition for Head {
         let hash = hash64(key.as_bytes());
         let mut rows = Vec::new();
         for run in &self.runs {
-            rows.extend_from_slice(run.get(hash));
+            rows.extend_from_slice(run.postings.get(hash));
         }
         Ok(rows)
     }
@@ -387,5 +442,8 @@ mod tests {
         assert!(head.postings("m\u{0}absent").unwrap().is_empty());
         let index = head.segment_index(&(0..row).collect::<Vec<_>>());
         assert_eq!(index.postings.len(), expected.len());
+        for (key, rows) in &expected {
+            assert_eq!(index.postings.get(hash64(key.as_bytes())), rows.as_slice(), "{key:?}");
+        }
     }
 }

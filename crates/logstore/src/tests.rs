@@ -263,7 +263,10 @@ fn a_flush_carries_the_head_index_over_unchanged() {
         built.push(stored);
     }
     let built = built.columns;
-    assert_eq!(carried.postings, postings.into_iter().collect::<Vec<_>>());
+    assert_eq!(
+        carried.postings.iter().map(|(key, rows)| (key, rows.to_vec())).collect::<Vec<_>>(),
+        postings.into_iter().collect::<Vec<_>>()
+    );
     let resolve = |c: &partition::Columns| -> Vec<(u64, i64, u8, String, String, u32)> {
         (0..c.ids.len())
             .map(|i| {

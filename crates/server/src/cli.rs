@@ -253,6 +253,7 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let admin_password = std::env::var("HUBMON_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
     let from_env = admin_password.is_some();
     runtime()?.block_on(async move {
+        let shutdown = ShutdownSignal::install();
         let server = crate::app::start(config, admin_password).await?;
         match &server.admin_password {
             Some(_) if from_env => {
@@ -265,33 +266,48 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
             None => {}
         }
         eprintln!("hubmon: listening on http://{}", server.addr);
-        shutdown_signal().await;
+        shutdown.received().await;
         tracing::info!("shutting down");
         server.shutdown();
         server.wait().await
     })
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGINT/SIGTERM listeners, installed before the server announces itself: a signal that
+/// arrives once "listening on" is printed must stop the server, not kill it.
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignal {
+    fn install() -> ShutdownSignal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+                (Ok(interrupt), Ok(terminate)) => Some((interrupt, terminate)),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGINT/SIGTERM; falling back to Ctrl-C only");
+                    None
                 }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
+            };
+            ShutdownSignal { streams }
         }
+        #[cfg(not(unix))]
+        ShutdownSignal {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+
+    async fn received(self) {
+        #[cfg(unix)]
+        if let Some((mut interrupt, mut terminate)) = self.streams {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

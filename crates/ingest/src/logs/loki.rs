@@ -73,10 +73,18 @@ pub enum PushError {
     Json(String),
 }
 
+/// Bytes of a pushed JSON line with its timestamp and quoting, on the small side.
+const ROUGH_PUSHED_LINE_BYTES: usize = 256;
+/// A bound on the entries reserved for one body, whatever its size claims.
+const MAX_RESERVED_LINES: usize = 65_536;
+
 /// Decodes a JSON push body. Entries are numbered across streams for rejections.
 pub fn decode_json(body: &[u8], received: Timestamp, limits: &Limits) -> Result<Parsed, PushError> {
-    let mut decoder =
-        JsonDecoder { parsed: Parsed::default(), index: 0, received, limits, ts: String::new(), line: String::new() };
+    // Room for the lines of a typical body up front: growing a vector of entries this size
+    // copied each one about once more.
+    let expected_lines = (body.len() / ROUGH_PUSHED_LINE_BYTES).min(MAX_RESERVED_LINES);
+    let parsed = Parsed { entries: Vec::with_capacity(expected_lines), rejections: Vec::new() };
+    let mut decoder = JsonDecoder { parsed, index: 0, received, limits, ts: String::new(), line: String::new() };
     let mut de = serde_json::Deserializer::from_slice(body);
     PushSeed(&mut decoder).deserialize(&mut de).and_then(|()| de.end()).map_err(|e| PushError::Json(e.to_string()))?;
     Ok(decoder.parsed)

@@ -27,8 +27,7 @@ pub(crate) struct Origin {
 
 /// A segment's index and columns, carried over from the head by a flush.
 pub(crate) struct SegmentIndex {
-    /// (64-bit key hash, rows ascending), by hash.
-    pub postings: Vec<(u64, Vec<u32>)>,
+    pub postings: crate::head::Postings,
     pub columns: Columns,
 }
 

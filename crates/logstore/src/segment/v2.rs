@@ -25,6 +25,7 @@ use crate::codec::{
     self, ABSENT, OPTIONAL_FIELDS, RowView, get_bytes, get_str, get_varint, hash32, hash64, put_bytes, put_varint,
     unzigzag, zigzag,
 };
+use crate::head::Postings;
 use crate::partition::{Columns, Partition};
 use crate::query::Predicate;
 use crate::{Error, StoredEntry};
@@ -167,6 +168,52 @@ struct ColumnBuilder {
     plain: bool,
 }
 
+impl ColumnBuilder {
+    fn new(name: String, rows: usize) -> ColumnBuilder {
+        ColumnBuilder {
+            name,
+            codes: HashMap::default(),
+            rows: Vec::with_capacity(rows),
+            values: Vec::new(),
+            plain: false,
+        }
+    }
+
+    /// Codes row `row`'s tagged value; rows skipped since the last call lack the column.
+    fn add(&mut self, row: usize, value: &[u8]) {
+        if self.plain {
+            return;
+        }
+        self.rows.resize(row, 0);
+        if value == [ABSENT] {
+            self.rows.push(0);
+            return;
+        }
+        if let Some(code) = self.codes.get(value) {
+            self.rows.push(*code + 1);
+            return;
+        }
+        if self.values.len() >= MAX_DICTIONARY_VALUES {
+            self.plain = true;
+            self.codes = HashMap::default();
+            self.values = Vec::new();
+            self.rows = Vec::new();
+            return;
+        }
+        let code = u16::try_from(self.values.len()).unwrap_or(u16::MAX);
+        self.codes.insert(value.to_vec(), code);
+        self.values.push(value.to_vec());
+        self.rows.push(code + 1);
+    }
+
+    /// Marks the rows after the last one that had the column as lacking it.
+    fn finish(&mut self, rows: usize) {
+        if !self.plain {
+            self.rows.resize(rows, 0);
+        }
+    }
+}
+
 pub(super) fn write(
     dir: &Path,
     partition: i64,
@@ -182,51 +229,26 @@ pub(super) fn write(
     let encode = |e: std::io::Error| Error::Encode(format!("{}: {e}", temporary.display()));
 
     // Value columns: the optional model fields, then every free-form field name, sorted.
-    let mut names: Vec<String> = OPTIONAL_FIELDS.iter().map(|n| n.to_string()).collect();
-    let mut extra: std::collections::BTreeSet<&str> = Default::default();
-    for row in rows {
-        extra.extend(view(row)?.fields.iter().map(|(name, _)| *name));
-    }
-    names.extend(extra.into_iter().map(str::to_string));
-    let mut builders: Vec<ColumnBuilder> = names
-        .into_iter()
-        .map(|name| ColumnBuilder {
-            name,
-            codes: HashMap::default(),
-            values: Vec::new(),
-            rows: Vec::with_capacity(rows.len()),
-            plain: false,
-        })
-        .collect();
-    let mut scratch = Vec::new();
-    for row in rows {
+    // One pass over the rows finds the free-form names and dictionary-codes every column.
+    let mut builders: Vec<ColumnBuilder> =
+        OPTIONAL_FIELDS.iter().map(|name| ColumnBuilder::new(name.to_string(), rows.len())).collect();
+    let mut free_form: HashMap<&str, usize, std::hash::BuildHasherDefault<crate::head::KeyHasher>> = HashMap::default();
+    for (at, row) in rows.iter().enumerate() {
         let row = view(row)?;
-        for (column, builder) in builders.iter_mut().enumerate() {
-            if builder.plain {
-                continue;
-            }
-            scratch.clear();
-            value_of(&row, column, &builder.name, &mut scratch);
-            if scratch == [ABSENT] {
-                builder.rows.push(0);
-                continue;
-            }
-            if let Some(code) = builder.codes.get(&scratch) {
-                builder.rows.push(*code + 1);
-                continue;
-            }
-            if builder.values.len() >= MAX_DICTIONARY_VALUES {
-                builder.plain = true;
-                builder.codes = HashMap::default();
-                builder.values = Vec::new();
-                builder.rows = Vec::new();
-                continue;
-            }
-            let code = u16::try_from(builder.values.len()).unwrap_or(u16::MAX);
-            builder.codes.insert(scratch.clone(), code);
-            builder.values.push(scratch.clone());
-            builder.rows.push(code + 1);
+        for (builder, value) in builders.iter_mut().zip(row.optional) {
+            builder.add(at, value);
         }
+        for (name, value) in row.fields() {
+            let column = *free_form.entry(name).or_insert_with(|| {
+                builders.push(ColumnBuilder::new(name.to_string(), rows.len()));
+                builders.len() - 1
+            });
+            builders[column].add(at, value);
+        }
+    }
+    builders[OPTIONAL_FIELDS.len()..].sort_by(|a, b| a.name.cmp(&b.name));
+    for builder in &mut builders {
+        builder.finish(rows.len());
     }
 
     let mut raw_blocks = Vec::with_capacity(rows.len().div_ceil(ROWS_PER_BLOCK));
@@ -270,11 +292,12 @@ pub(super) fn write(
         }
     }
 
-    let SegmentIndex { mut postings, columns } = index;
+    let SegmentIndex { postings, columns } = index;
     let (texts, plain) = key_texts(&builders, &columns);
     // Dictionary-coded fields, level and category are answered from the in-memory columns
     // (exactly, comparisons included), so their value postings would only take space.
-    let mut answered: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut answered: std::collections::HashSet<u64, std::hash::BuildHasherDefault<crate::head::KeyHasher>> =
+        Default::default();
     for level in Level::ALL {
         answered.insert(hash64(crate::text::field_key("level", level.as_str()).as_bytes()));
     }
@@ -290,9 +313,8 @@ pub(super) fn write(
         }
         codes.push(std::mem::take(&mut builder.rows));
     }
-    postings.retain(|(hash, _)| !answered.contains(hash));
     let rows_end = out.len();
-    let (terms, ambiguous) = write_terms(&mut out, postings).map_err(encode)?;
+    let (terms, ambiguous) = write_terms(&mut out, &postings, |hash| !answered.contains(&hash)).map_err(encode)?;
     let terms_end = out.len();
 
     let mut binary = Vec::with_capacity(rows.len() * 8);
@@ -449,52 +471,63 @@ fn value_key_field(key: &str) -> Option<&str> {
 #[allow(clippy::type_complexity)]
 fn write_terms(
     out: &mut Vec<u8>,
-    postings: Vec<(u64, Vec<u32>)>,
+    postings: &Postings,
+    keep: impl Fn(u64) -> bool,
 ) -> std::io::Result<(Vec<(u32, u64, u32, u32)>, Vec<u32>)> {
-    let mut merged: Vec<(u32, Vec<u32>)> = postings.into_iter().map(|(h, rows)| (hash32(h), rows)).collect();
-    merged.sort_by_key(|(h, _)| *h);
-    let mut terms: Vec<(u32, Vec<u32>)> = Vec::with_capacity(merged.len());
+    // (32-bit hash, position in `postings`), by hash: the position breaks ties, so rows of
+    // keys sharing a hash come in key order before they are merged.
+    let mut order: Vec<(u32, u32)> = postings
+        .keys()
+        .iter()
+        .enumerate()
+        .filter(|(_, key)| keep(**key))
+        .map(|(at, key)| (hash32(*key), at as u32))
+        .collect();
+    order.sort_unstable();
+    let mut terms: Vec<(u32, std::borrow::Cow<[u32]>)> = Vec::with_capacity(order.len());
     let mut ambiguous = Vec::new();
-    for (hash, rows) in merged {
+    for (hash, at) in order {
+        let rows = postings.rows_at(at as usize);
         match terms.last_mut() {
             Some((last, existing)) if *last == hash => {
-                existing.extend(rows);
+                let existing = existing.to_mut();
+                existing.extend_from_slice(rows);
                 existing.sort_unstable();
                 existing.dedup();
                 if ambiguous.last() != Some(&hash) {
                     ambiguous.push(hash);
                 }
             }
-            _ => terms.push((hash, rows)),
+            _ => terms.push((hash, std::borrow::Cow::Borrowed(rows))),
         }
     }
     let mut directory = Vec::new();
     let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+    let (mut raw, mut lists, mut list_lens) = (Vec::new(), Vec::new(), Vec::new());
     for chunk in terms.chunks(TERMS_PER_BLOCK) {
-        let mut raw = Vec::new();
+        raw.clear();
+        lists.clear();
+        list_lens.clear();
         put_varint(&mut raw, chunk.len() as u64);
         let mut previous = 0u32;
         for (hash, _) in chunk {
             put_varint(&mut raw, u64::from(hash - previous));
             previous = *hash;
         }
-        let mut lists = Vec::with_capacity(chunk.len());
         for (_, rows) in chunk {
-            let mut list = Vec::with_capacity(rows.len());
+            let start = lists.len();
             let mut previous = 0u32;
-            for &row in rows {
-                put_varint(&mut list, u64::from(row - previous));
+            for &row in rows.iter() {
+                put_varint(&mut lists, u64::from(row - previous));
                 previous = row;
             }
             put_varint(&mut raw, rows.len() as u64);
-            lists.push(list);
+            list_lens.push(lists.len() - start);
         }
-        for list in &lists {
-            put_varint(&mut raw, list.len() as u64);
+        for len in &list_lens {
+            put_varint(&mut raw, *len as u64);
         }
-        for list in &lists {
-            raw.extend_from_slice(list);
-        }
+        raw.extend_from_slice(&lists);
         let compressed = compressor.compress(&raw)?;
         let first = chunk.first().map_or(0, |(h, _)| *h);
         directory.push((
