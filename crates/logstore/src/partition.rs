@@ -1,13 +1,11 @@
 //! What the head and a segment have in common for searching: rows numbered from 0, an
 //! inverted index from keys to rows, per-row columns for statistics, and the full entry.
 
-#[cfg(test)]
-use std::collections::BTreeSet;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use std::sync::Arc;
 
-use hubmon_model::LogEntry;
+use hubmon_model::{Level, LogEntry};
 
 use crate::query::Predicate;
 use crate::{Error, StoredEntry, text};
@@ -77,9 +75,10 @@ pub(crate) trait Partition: Send + Sync {
         true
     }
     /// The rows matching `predicate`, exactly, from columns held in memory; `None` where the
-    /// partition keeps no such column (its index answers instead).
-    fn column_rows(&self, _predicate: &Predicate) -> Option<Vec<u32>> {
-        None
+    /// partition keeps no such column (its index answers instead). Level and category are
+    /// always answered here: they have no index keys.
+    fn column_rows(&self, predicate: &Predicate) -> Option<Vec<u32>> {
+        model_column_rows(self.columns(), predicate)
     }
     fn columns(&self) -> &Columns;
     fn entry(&self, row: u32) -> Result<Arc<StoredEntry>, Error>;
@@ -87,7 +86,8 @@ pub(crate) trait Partition: Send + Sync {
     fn max_ts(&self) -> i64;
     /// Whether rows are in (timestamp, id) order, so the last rows are the newest.
     fn time_ordered(&self) -> bool;
-    /// Index keys of a kind (`"p"` presence, `"f\0field"` values), for label listings.
+    /// Index keys of a kind (`"p"` presence, `"f\0field"` values), for label listings;
+    /// without those of level and category ([`model_key_texts`] lists them).
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error>;
 }
 
@@ -124,7 +124,9 @@ pub(crate) fn visit_keys(entry: &LogEntry, buffer: &mut Vec<u8>, mut visit: impl
 }
 
 /// The keys of a line's fields: each field's value (lower-cased, when short enough), each
-/// field's presence, and the stream labels as sent.
+/// field's presence, and the stream labels as sent. Level and category have none: every
+/// line has both, and a partition answers them from its columns ([`model_column_rows`],
+/// [`model_key_texts`]), so their keys (a fifth of a line's) were work for nothing.
 pub(crate) fn visit_field_keys(entry: &LogEntry, buffer: &mut Vec<u8>, mut visit: impl FnMut(&[u8], KeyKind)) {
     let mut number = String::new();
     let mut field = |name: &str, value: &str, buffer: &mut Vec<u8>, label: bool| {
@@ -147,8 +149,6 @@ pub(crate) fn visit_field_keys(entry: &LogEntry, buffer: &mut Vec<u8>, mut visit
             visit(buffer, KeyKind::Value);
         }
     };
-    field("level", entry.level.as_str(), buffer, true);
-    field("category", &entry.category, buffer, true);
     let optional = [
         ("module", entry.module.as_deref()),
         ("function", entry.function.as_deref()),
@@ -179,6 +179,72 @@ pub(crate) fn visit_field_keys(entry: &LogEntry, buffer: &mut Vec<u8>, mut visit
             serde_json::Value::Bool(b) => field(name, if *b { "true" } else { "false" }, buffer, false),
             other => field(name, &other.to_string(), buffer, false),
         }
+    }
+}
+
+/// The rows matching a predicate on level or category, from the columns every partition
+/// has: every line has both fields, so the columns answer exactly (`None` for other
+/// predicates).
+pub(crate) fn model_column_rows(columns: &Columns, predicate: &Predicate) -> Option<Vec<u32>> {
+    let pick = |codes: &mut dyn Iterator<Item = usize>, wanted: &[bool]| -> Vec<u32> {
+        codes.enumerate().filter(|(_, c)| wanted.get(*c).copied().unwrap_or(false)).map(|(r, _)| r as u32).collect()
+    };
+    let levels = |wanted: &dyn Fn(Level) -> bool| {
+        let wanted: Vec<bool> = Level::ALL.iter().map(|l| wanted(*l)).collect();
+        pick(&mut columns.levels.iter().map(|l| usize::from(*l)), &wanted)
+    };
+    match predicate {
+        Predicate::FieldIs { field, values } => {
+            let matches = |text: &str| values.contains(&text::lower(text));
+            match field.as_str() {
+                "level" => Some(levels(&|l| matches(l.as_str()))),
+                "category" => {
+                    let wanted: Vec<bool> = columns.category_names.iter().map(|c| matches(c)).collect();
+                    Some(pick(&mut columns.categories.iter().map(|c| *c as usize), &wanted))
+                }
+                _ => None,
+            }
+        }
+        Predicate::FieldCmp { field, op, value } if field == "level" => {
+            Some(levels(&|l| op.holds(f64::from(l.code()), *value)))
+        }
+        Predicate::FieldExists(field) if field == "level" || field == "category" => {
+            Some((0..columns.levels.len() as u32).collect())
+        }
+        _ => None,
+    }
+}
+
+/// The listing keys (presence, label as sent, value) of the levels and categories that
+/// `columns` hold: what [`visit_field_keys`] would give for them.
+pub(crate) fn model_key_texts(columns: &Columns, texts: &mut BTreeSet<String>) {
+    let mut levels = [false; 256];
+    for level in &columns.levels {
+        levels[usize::from(*level)] = true;
+    }
+    for level in Level::ALL.into_iter().filter(|l| levels[usize::from(l.code())]) {
+        add_field_key_texts(texts, "level", level.as_str(), true);
+    }
+    let mut categories = vec![false; columns.category_names.len()];
+    for category in &columns.categories {
+        if let Some(seen) = categories.get_mut(*category as usize) {
+            *seen = true;
+        }
+    }
+    for (name, _) in columns.category_names.iter().zip(&categories).filter(|(_, seen)| **seen) {
+        add_field_key_texts(texts, "category", name, true);
+    }
+}
+
+/// The listing keys of one field value, as text.
+pub(crate) fn add_field_key_texts(texts: &mut BTreeSet<String>, name: &str, value: &str, label: bool) {
+    texts.insert(format!("p\u{0}{name}"));
+    if label && value.len() <= text::MAX_INDEXED_VALUE_BYTES {
+        texts.insert(format!("v\u{0}{name}\u{0}{value}"));
+    }
+    let lower = text::lower(value);
+    if lower.len() <= text::MAX_INDEXED_VALUE_BYTES {
+        texts.insert(format!("f\u{0}{name}\u{0}{lower}"));
     }
 }
 

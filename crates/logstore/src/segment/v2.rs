@@ -294,16 +294,11 @@ pub(super) fn write(
 
     let SegmentIndex { postings, columns } = index;
     let (texts, plain) = key_texts(&builders, &columns);
-    // Dictionary-coded fields, level and category are answered from the in-memory columns
-    // (exactly, comparisons included), so their value postings would only take space.
+    // Dictionary-coded fields are answered from the in-memory columns (exactly, comparisons
+    // included), so their value postings would only take space. (Level and category have
+    // no keys at all: see `visit_field_keys`.)
     let mut answered: std::collections::HashSet<u64, std::hash::BuildHasherDefault<crate::head::KeyHasher>> =
         Default::default();
-    for level in Level::ALL {
-        answered.insert(hash64(crate::text::field_key("level", level.as_str()).as_bytes()));
-    }
-    for name in &columns.category_names {
-        answered.insert(hash64(crate::text::field_key("category", name).as_bytes()));
-    }
     let mut codes: Vec<Vec<u16>> = Vec::new();
     for builder in builders.iter_mut().filter(|b| !b.plain) {
         for value in &builder.values {
@@ -400,31 +395,8 @@ fn value_of(row: &RowView, column: usize, name: &str, out: &mut Vec<u8>) {
 /// listings, and the fields with too many values to list. Value texts come from the value
 /// dictionaries: a column with too many values to code has too many to list.
 fn key_texts(builders: &[ColumnBuilder], columns: &Columns) -> (Vec<String>, Vec<String>) {
-    fn add(texts: &mut std::collections::BTreeSet<String>, name: &str, text: &str, label: bool) {
-        texts.insert(format!("p\u{0}{name}"));
-        if label && text.len() <= crate::text::MAX_INDEXED_VALUE_BYTES {
-            texts.insert(format!("v\u{0}{name}\u{0}{text}"));
-        }
-        let lower = crate::text::lower(text);
-        if lower.len() <= crate::text::MAX_INDEXED_VALUE_BYTES {
-            texts.insert(format!("f\u{0}{name}\u{0}{lower}"));
-        }
-    }
     let mut texts = std::collections::BTreeSet::new();
-    for level in Level::ALL {
-        if columns.levels.contains(&level.code()) {
-            add(&mut texts, "level", level.as_str(), true);
-        }
-    }
-    let mut categories = vec![false; columns.category_names.len()];
-    for category in &columns.categories {
-        if let Some(seen) = categories.get_mut(*category as usize) {
-            *seen = true;
-        }
-    }
-    for (name, _) in columns.category_names.iter().zip(&categories).filter(|(_, seen)| **seen) {
-        add(&mut texts, "category", name, true);
-    }
+    crate::partition::model_key_texts(columns, &mut texts);
     let mut plain = Vec::new();
     for builder in builders {
         if builder.plain {
@@ -435,7 +407,7 @@ fn key_texts(builders: &[ColumnBuilder], columns: &Columns) -> (Vec<String>, Vec
         let label = crate::partition::STREAM_LABELS.contains(&builder.name.as_str());
         for raw in &builder.values {
             if let Some(text) = codec::get_value(raw, &mut 0).flatten().as_ref().and_then(hubmon_model::json_text) {
-                add(&mut texts, &builder.name, &text, label);
+                crate::partition::add_field_key_texts(&mut texts, &builder.name, &text, label);
             }
         }
     }
@@ -892,31 +864,17 @@ impl Partition for Segment {
         let pick = |codes: &mut dyn Iterator<Item = usize>, wanted: &[bool]| -> Vec<u32> {
             codes.enumerate().filter(|(_, c)| wanted.get(*c).copied().unwrap_or(false)).map(|(r, _)| r as u32).collect()
         };
+        if let Some(rows) = crate::partition::model_column_rows(columns, predicate) {
+            return Some(rows);
+        }
         match predicate {
             Predicate::FieldIs { field, values } => {
-                let matches = |text: &str| values.contains(&crate::text::lower(text));
-                match field.as_str() {
-                    "level" => {
-                        let wanted: Vec<bool> = Level::ALL.iter().map(|l| matches(l.as_str())).collect();
-                        Some(pick(&mut columns.levels.iter().map(|l| usize::from(*l)), &wanted))
-                    }
-                    "category" => {
-                        let wanted: Vec<bool> = columns.category_names.iter().map(|c| matches(c)).collect();
-                        Some(pick(&mut columns.categories.iter().map(|c| *c as usize), &wanted))
-                    }
-                    _ => {
-                        let coded = self.coded_column(field)?;
-                        let mut wanted = vec![false];
-                        wanted.extend(coded.texts.iter().map(|t| t.as_ref().is_some_and(|t| values.contains(t))));
-                        Some(pick(&mut coded.codes.iter().map(|c| usize::from(*c)), &wanted))
-                    }
-                }
+                let coded = self.coded_column(field)?;
+                let mut wanted = vec![false];
+                wanted.extend(coded.texts.iter().map(|t| t.as_ref().is_some_and(|t| values.contains(t))));
+                Some(pick(&mut coded.codes.iter().map(|c| usize::from(*c)), &wanted))
             }
             Predicate::FieldCmp { field, op, value } => {
-                if field == "level" {
-                    let wanted: Vec<bool> = Level::ALL.iter().map(|l| op.holds(f64::from(l.code()), *value)).collect();
-                    return Some(pick(&mut columns.levels.iter().map(|l| usize::from(*l)), &wanted));
-                }
                 // `matches` reads a free-form field of the same name first; only a column
                 // that is the field's one source answers.
                 if self.footer.value_columns.iter().filter(|c| &c.name == field).count() != 1 {
