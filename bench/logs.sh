@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Log benchmark (issue 5, item 10): the same 1,000,000 JSON lines into hubmon (Loki push API),
+# Log benchmark (issue 5, item 10): the same 1,000,000 JSON lines into hubmon (Loki push API:
+# once as JSON bodies, once as protobuf+snappy bodies the way promtail and Alloy send them),
 # ClickHouse (Debian's clickhouse-server, MergeTree, JSONEachRow over HTTP) and PostgreSQL
 # (GIN full-text index on message, B-tree on request_id, COPY through psql), then p50/p95 of
 # four queries in each, and grep -c / rg -c on the raw file as the floor.
@@ -26,9 +27,14 @@ record() { tee -a "$OUT"; }
 machine() { echo "{\"note\":\"$1\",\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"mem_avail_mb\":$(awk '/MemAvailable/{print int($2/1024)}' /proc/meminfo)}" | record; }
 
 [ -x target/release/hubmon ] || $NICE cargo build --release -p hubmon
+[ -x target/release/bench-loki-bodies ] || $NICE cargo build --release -p hubmon-bench --bin bench-loki-bodies
 if [ ! -s "$WORK/logs.ndjson" ] || [ "$(wc -l < "$WORK/logs.ndjson")" != "$LINES" ]; then
   log "generating $LINES lines"
   $NICE python3 bench/logs_gen.py "$LINES" "$WORK" >&2
+fi
+if [ ! -d "$WORK/loki-protobuf" ] || [ "$WORK/loki-protobuf" -ot "$WORK/logs.ndjson" ]; then
+  rm -rf "$WORK/loki-protobuf"
+  $NICE target/release/bench-loki-bodies "$WORK/logs.ndjson" "$WORK/loki-protobuf" >&2
 fi
 machine "start; nproc=$(nproc)"
 
@@ -37,15 +43,26 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 # --- hubmon ---------------------------------------------------------------------------------
-HUB_DIR=$WORK/hubmon-data
-rm -rf "$HUB_DIR"
-HUBMON_HOST_ENABLED=false HUBMON_LOGS_HEAD_MAX_AGE=20s $NICE target/release/hubmon serve \
-  --listen 127.0.0.1:$HUB_PORT --data-dir "$HUB_DIR" > "$WORK/hubmon.log" 2>&1 &
-HUB_PID=$!; PIDS+=("$HUB_PID")
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HUB_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
-INGEST_TOKEN=$(target/release/hubmon token create --role ingest --name bench --data-dir "$HUB_DIR" | tail -1)
+# First the protobuf push into a fresh store (its rate and memory only), then the JSON push
+# into another fresh store, which the disk figure and the queries use.
+start_hubmon() {
+  HUB_DIR=$1
+  rm -rf "$HUB_DIR"
+  HUBMON_HOST_ENABLED=false HUBMON_LOGS_HEAD_MAX_AGE=20s $NICE target/release/hubmon serve \
+    --listen 127.0.0.1:$HUB_PORT --data-dir "$HUB_DIR" > "$WORK/hubmon.log" 2>&1 &
+  HUB_PID=$!; PIDS+=("$HUB_PID")
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HUB_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+  INGEST_TOKEN=$(target/release/hubmon token create --role ingest --name bench --data-dir "$HUB_DIR" | tail -1)
+}
+start_hubmon "$WORK/hubmon-protobuf-data"
+log "hubmon load (protobuf+snappy)"
+$NICE python3 bench/logs_load.py hubmon-protobuf "http://127.0.0.1:$HUB_PORT" "$INGEST_TOKEN" "$WORK" "$HUB_PID" | record
+kill "$HUB_PID"; wait "$HUB_PID" 2>/dev/null || true
+rm -rf "$WORK/hubmon-protobuf-data"
+
+start_hubmon "$WORK/hubmon-data"
 READ_TOKEN=$(target/release/hubmon token create --role viewer --name bench-read --data-dir "$HUB_DIR" | tail -1)
-log "hubmon load"
+log "hubmon load (JSON)"
 $NICE python3 bench/logs_load.py hubmon "http://127.0.0.1:$HUB_PORT" "$INGEST_TOKEN" "$WORK" "$HUB_PID" | record
 machine "after hubmon load"
 sleep "${SETTLE_HUBMON:-45}"   # head_max_age 20s: the last lines leave memory for segments

@@ -3,6 +3,7 @@
 and the server's peak RSS. Request bodies are built before the clock starts.
 
 usage: logs_load.py hubmon URL TOKEN DIR PID
+       logs_load.py hubmon-protobuf URL TOKEN DIR PID   (bodies from bench-loki-bodies)
        logs_load.py clickhouse URL DIR PID
        logs_load.py postgres PG_URL DIR PID_OF_POSTMASTER
 """
@@ -84,6 +85,16 @@ def main():
             values = [[str(t0 + i + j), l.decode()] for j, l in enumerate(lines[i:i + BATCH])]
             bodies.append(json.dumps({"streams": [{"stream": {"job": "bench"}, "values": values}]}).encode())
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        target, with_children = f"{url}/loki/api/v1/push", False
+    elif system == "hubmon-protobuf":
+        url, token, d, pid = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+        raw = os.path.getsize(f"{d}/logs.ndjson")
+        with open(f"{d}/logs.ndjson", "rb") as f:
+            lines = [None] * sum(1 for _ in f)
+        names = sorted(os.listdir(f"{d}/loki-protobuf"))
+        bodies = [open(f"{d}/loki-protobuf/{n}", "rb").read() for n in names]
+        # as promtail sends it: the snappy block format is part of the protocol, not an encoding
+        headers = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {token}"}
         target, with_children = f"{url}/loki/api/v1/push", False
     elif system == "clickhouse":
         url, d, pid = sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -1,6 +1,7 @@
 //! How fast Loki push bodies turn into log entries, without HTTP or the store: builds
-//! 5,000-line JSON push bodies from an NDJSON file (as bench/logs_load.py sends them), then
-//! decodes them all, three times, and prints lines/s of the best and median pass.
+//! 5,000-line push bodies from an NDJSON file, as JSON (as bench/logs_load.py sends them) and
+//! as snappy-compressed protobuf (what promtail and Grafana Alloy send), then decodes each
+//! set three times and prints lines/s of the best and median pass.
 //!
 //!   cargo run --release -p hubmon-ingest --example loki_decode -- /tmp/logbench/logs.ndjson
 
@@ -27,15 +28,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             serde_json::to_vec(&serde_json::json!({"streams": [{"stream": {"job": "bench"}, "values": values}]}))
         })
         .collect::<Result<_, _>>()?;
+    let protobuf: Vec<Vec<u8>> = lines
+        .chunks(5000)
+        .enumerate()
+        .map(|(batch, chunk)| {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, line)| loki::EntryAdapter {
+                    timestamp: Some(loki::ProtoTimestamp {
+                        seconds: 1_700_000_000,
+                        nanos: i32::try_from(batch * 5000 + i).unwrap_or(0),
+                    }),
+                    line: line.to_string(),
+                    structured_metadata: Vec::new(),
+                })
+                .collect();
+            let request =
+                loki::PushRequest { streams: vec![loki::StreamAdapter { labels: r#"{job="bench"}"#.into(), entries }] };
+            snap::raw::Encoder::new().compress_vec(&prost::Message::encode_to_vec(&request))
+        })
+        .collect::<Result<_, _>>()?;
     let limits = Limits::default();
+    report("decode_json", lines.len(), || {
+        bodies.iter().map(|body| loki::decode_json(body, Timestamp::now(), &limits)).collect()
+    })?;
+    report("decode_protobuf", lines.len(), || {
+        protobuf.iter().map(|body| loki::decode_protobuf(body, 64 << 20, Timestamp::now(), &limits)).collect()
+    })?;
+    Ok(())
+}
+
+/// Runs `decode` three times and prints its rates.
+fn report(
+    name: &str,
+    lines: usize,
+    decode: impl Fn() -> Result<Vec<hubmon_ingest::logs::Parsed>, loki::PushError>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut passes = Vec::new();
     let mut cpu_passes = Vec::new();
     for _ in 0..3 {
         let start = Instant::now();
         let cpu_start = cpu_seconds();
         let mut entries = 0;
-        for body in &bodies {
-            let parsed = loki::decode_json(body, Timestamp::now(), &limits)?;
+        for parsed in decode()? {
             entries += parsed.entries.len();
             assert!(parsed.rejections.is_empty(), "{:?}", parsed.rejections.first());
         }
@@ -45,11 +81,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     passes.sort_by(f64::total_cmp);
     cpu_passes.sort_by(f64::total_cmp);
     println!(
-        "{} lines: decode_json {:.0} lines/s (median of 3), best {:.0}; per CPU second (steadier on a busy machine) {:.0}",
-        lines.len(),
-        passes[1],
-        passes[2],
-        cpu_passes[1]
+        "{lines} lines: {name} {:.0} lines/s (median of 3), best {:.0}; per CPU second (steadier on a busy machine) {:.0}",
+        passes[1], passes[2], cpu_passes[1]
     );
     Ok(())
 }
