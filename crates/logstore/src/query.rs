@@ -326,10 +326,33 @@ impl Parser {
         }
     }
 
-    /// `field:value`, `field:"a b"`, `field:(a OR b)`, `field:>=5`, `field:*`.
-    fn field(&mut self, field: &str, rest: &str, token: &Token) -> Result<Expr, QueryError> {
-        let field = canonical_field(field);
-        let value_position = token.position + field.chars().count() + 1;
+    /// `field:value`, `field:"a b"`, `field:(a OR b)`, `field:>=5`, `field:*`. An alias
+    /// (`msg`, `lvl`, `severity`, …) means its model field or a free-form field of that very
+    /// name: a line may carry both `message` and `msg`, or a `severity` of its own.
+    fn field(&mut self, name: &str, rest: &str, token: &Token) -> Result<Expr, QueryError> {
+        let canonical = canonical_field(name);
+        if canonical == name {
+            return self.field_as(canonical, rest, token);
+        }
+        let start = self.at;
+        let model = self.field_as(canonical, rest, token);
+        let model_end = self.at;
+        self.at = start;
+        let literal = self.field_as(name.to_string(), rest, token);
+        match (model, literal) {
+            (Ok(model), Ok(literal)) if self.at == model_end => Ok(Expr::Or(vec![model, literal])),
+            (Err(_), Ok(literal)) => Ok(literal),
+            (model, _) => {
+                self.at = model_end;
+                model
+            }
+        }
+    }
+
+    fn field_as(&mut self, field: String, rest: &str, token: &Token) -> Result<Expr, QueryError> {
+        // Positions count from the name as typed, not from the field it stands for.
+        let typed_name = token_field_name(token).map_or(field.chars().count(), |n| n.chars().count());
+        let value_position = token.position + typed_name + 1;
         if field == "message" {
             return match (rest, self.peek()) {
                 ("", Some(Token { kind: Kind::Phrase(p), .. })) if !token.spaced => {
@@ -419,6 +442,14 @@ fn field_split(word: &str) -> Option<(&str, &str)> {
     (first_ok && rest_ok && !rest.starts_with("//")).then_some((name, rest))
 }
 
+/// The field name a `name:rest` word token starts with.
+fn token_field_name(token: &Token) -> Option<&str> {
+    match &token.kind {
+        Kind::Word(word) => field_split(word).map(|(name, _)| name),
+        _ => None,
+    }
+}
+
 fn canonical_field(name: &str) -> String {
     match name {
         "msg" | "message" => "message".into(),
@@ -487,12 +518,39 @@ mod tests {
 
     #[test]
     fn bad_queries_say_where() {
-        for (query, position) in
-            [("\"open", 0), ("status:>=abc", 7), ("level:(a OR", 6), ("a )", 2), ("(a b", 0), ("level: error", 6)]
-        {
+        for (query, position) in [
+            ("\"open", 0),
+            ("status:>=abc", 7),
+            ("level:(a OR", 6),
+            ("a )", 2),
+            ("(a b", 0),
+            ("level: error", 6),
+            // counted from the alias as typed, not from the field it stands for
+            ("msg: x", 4),
+            ("lvl:(a OR", 4),
+        ] {
             let error = Expr::parse(query).unwrap_err();
             assert_eq!(error.position, position, "{query}: {error}");
         }
+    }
+
+    /// An alias means its model field or a free-form field of that very name.
+    #[test]
+    fn aliases_also_find_free_form_fields_of_their_own_name() {
+        let mut both = entry();
+        both.fields.insert("msg".into(), serde_json::json!("second text"));
+        both.fields.insert("severity".into(), serde_json::json!("high"));
+        let hits = |query: &str| Expr::parse(query).unwrap().matches(&both);
+        assert!(hits("msg:\"second text\""));
+        assert!(hits("msg:\"after 2500ms\""));
+        assert!(!hits("msg:\"third text\""));
+        assert!(hits("severity:high"));
+        assert!(hits("severity:error"));
+        assert!(!hits("severity:low"));
+        assert!(!hits("-msg:\"second text\""));
+        // A comparison only the free-form field can mean is not an error.
+        both.fields.insert("severity".into(), serde_json::json!(7));
+        assert!(Expr::parse("severity:>=5").unwrap().matches(&both));
     }
 
     #[test]

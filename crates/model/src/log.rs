@@ -177,7 +177,7 @@ impl LogEntry {
         match name {
             "level" => Some(self.level.as_str().to_string()),
             "category" => Some(self.category.clone()),
-            "message" | "msg" => Some(self.message.clone()),
+            "message" => Some(self.message.clone()),
             "module" => self.module.clone(),
             "function" => self.function.clone(),
             "line" => self.line.map(|l| l.to_string()),
