@@ -503,7 +503,8 @@ pub fn decode_protobuf(
     }
     let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(|e| PushError::Snappy(e.to_string()))?;
     let push = PushRequest::decode(raw.as_slice()).map_err(|e| PushError::Protobuf(e.to_string()))?;
-    let mut parsed = Parsed::default();
+    let lines = push.streams.iter().map(|s| s.entries.len()).sum();
+    let mut parsed = Parsed { entries: Vec::with_capacity(lines), rejections: Vec::new() };
     let mut index = 0;
     for stream in push.streams {
         let labels = parse_labels(&stream.labels);
