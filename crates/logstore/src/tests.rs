@@ -565,3 +565,48 @@ fn appends_flush_the_head_themselves_when_the_flusher_falls_behind() {
     assert!(store.store_stats().lines_in_segments >= 40, "{:?}", store.store_stats());
     assert_eq!(everything(&store, "backpressure").len(), 100, "every acknowledged line is searchable");
 }
+
+/// Fields that few rows have go into each row's other-fields record, not into value columns
+/// as long as the segment: one line with 10,000 fields among 20,000 would otherwise have made
+/// 10,000 columns of 20,000 codes each. Everything still reads back and is searched alike.
+#[test]
+fn rare_fields_get_no_columns_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    let base = 1_700_000_000_000;
+    let mut lines = Vec::new();
+    for i in 0..20_000i64 {
+        let mut entry = line(base + i, Level::Info, &format!("request {i} done"));
+        entry.fields.insert("status".into(), serde_json::json!(200 + i % 5));
+        if i % 1000 == 0 {
+            entry.fields.insert("sometimes".into(), serde_json::json!(format!("v{i}")));
+        }
+        lines.push(entry);
+    }
+    let mut wide = line(base + 20_000, Level::Warning, "a wide line");
+    for f in 0..10_000 {
+        wide.fields.insert(format!("f{f:05}"), serde_json::json!(f));
+    }
+    lines.push(wide);
+    store.append(lines).unwrap();
+    let queries = ["f09999:9999", "f00000:*", "sometimes:v5000", "sometimes:*", "status:>=204", "-status:200 wide"];
+    let before: Vec<Vec<u64>> = queries.iter().map(|q| everything(&store, q)).collect();
+    let lines_before = dump(&store);
+    store.flush().unwrap();
+
+    let parts = store.parts.read();
+    let Segment::V2(segment) = &*parts.segments[0] else { panic!("not a format 2 segment") };
+    assert_eq!(segment.value_column_names(), [codec::OPTIONAL_FIELDS.as_slice(), &["status"]].concat());
+    drop(parts);
+    assert_eq!(dump(&store), lines_before);
+    for (query, want) in queries.iter().zip(&before) {
+        assert_eq!(&everything(&store, query), want, "{query}");
+        assert_eq!(&expected(&store, query), want, "{query}");
+    }
+    assert_eq!(before[0].len(), 1);
+    assert_eq!(before[2].len(), 1);
+    assert_eq!(before[3].len(), 20);
+    let names = store.field_names().unwrap();
+    assert!(names.iter().any(|n| n == "f09999") && names.iter().any(|n| n == "sometimes"), "{names:?}");
+    assert_eq!(store.field_values("sometimes").unwrap().len(), 20);
+}

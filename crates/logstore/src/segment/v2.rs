@@ -46,6 +46,13 @@ const MAX_DICTIONARY_VALUES: usize = 4096;
 /// `field_values` reads its rows instead (request ids would otherwise cost more than the
 /// lines themselves).
 const MAX_LISTED_VALUES: usize = 1000;
+/// A free-form field gets a value column of its own when at least one row in this many of
+/// the segment's rows has it; rarer fields go into each row's "other fields" record. A column
+/// costs every row of the segment (a code, or an absent marker), so one line with 10,000
+/// fields would otherwise have cost 10,000 columns as long as the segment.
+const COLUMN_MIN_SHARE: usize = 64;
+/// The most free-form fields that get columns in one segment (the most frequent win).
+const MAX_FREE_FORM_COLUMNS: usize = 256;
 /// Decompressed row blocks kept for all open segments together (see [`BLOCK_CACHE`]).
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
 /// Decompression contexts kept per segment (one per thread a search uses, see `search`).
@@ -66,6 +73,10 @@ struct Footer {
     columns: (u64, u32, u32),
     /// The value columns of the row blocks, in block order after the fixed ones.
     value_columns: Vec<ValueColumn>,
+    /// Whether the row blocks hold each row's other fields (those without a column) after the
+    /// value columns. Absent in segments written before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    other_fields: bool,
     /// (first hash, offset, length, decompressed length) of each term block.
     terms: Vec<(u32, u64, u32, u32)>,
     /// Hashes shared by two or more keys in this segment, sorted.
@@ -228,28 +239,36 @@ pub(super) fn write(
     let temporary = dir.join(format!("{name}.tmp"));
     let encode = |e: std::io::Error| Error::Encode(format!("{}: {e}", temporary.display()));
 
-    // Value columns: the optional model fields, then every free-form field name, sorted.
-    // One pass over the rows finds the free-form names and dictionary-codes every column.
-    let mut builders: Vec<ColumnBuilder> =
-        OPTIONAL_FIELDS.iter().map(|name| ColumnBuilder::new(name.to_string(), rows.len())).collect();
-    let mut free_form: HashMap<&str, usize, std::hash::BuildHasherDefault<crate::head::KeyHasher>> = HashMap::default();
+    // Value columns: the optional model fields, then the free-form fields that enough rows
+    // have (see COLUMN_MIN_SHARE), sorted by name; a row's other fields are kept together.
+    let columned = free_form_columns(rows)?;
+    let mut by_column: Vec<(&str, usize)> = columned.iter().map(|(name, column)| (*name, *column)).collect();
+    by_column.sort_unstable_by_key(|(_, column)| *column);
+    let mut builders: Vec<ColumnBuilder> = OPTIONAL_FIELDS
+        .iter()
+        .copied()
+        .chain(by_column.into_iter().map(|(name, _)| name))
+        .map(|name| ColumnBuilder::new(name.to_string(), rows.len()))
+        .collect();
+    let mut other_names: std::collections::BTreeSet<&str> = Default::default();
     for (at, row) in rows.iter().enumerate() {
         let row = view(row)?;
         for (builder, value) in builders.iter_mut().zip(row.optional) {
             builder.add(at, value);
         }
         for (name, value) in row.fields() {
-            let column = *free_form.entry(name).or_insert_with(|| {
-                builders.push(ColumnBuilder::new(name.to_string(), rows.len()));
-                builders.len() - 1
-            });
-            builders[column].add(at, value);
+            match columned.get(name) {
+                Some(column) => builders[*column].add(at, value),
+                None => {
+                    other_names.insert(name);
+                }
+            }
         }
     }
-    builders[OPTIONAL_FIELDS.len()..].sort_by(|a, b| a.name.cmp(&b.name));
     for builder in &mut builders {
         builder.finish(rows.len());
     }
+    let other_fields = !other_names.is_empty();
 
     let mut raw_blocks = Vec::with_capacity(rows.len().div_ceil(ROWS_PER_BLOCK));
     for chunk in rows.chunks(ROWS_PER_BLOCK) {
@@ -258,6 +277,16 @@ pub(super) fn write(
         for (column, builder) in builders.iter().enumerate().filter(|(_, b)| b.plain) {
             for row in &chunk {
                 value_of(row, column, &builder.name, &mut raw);
+            }
+        }
+        if other_fields {
+            for row in &chunk {
+                let others = || row.fields().filter(|(name, _)| !columned.contains_key(name));
+                put_varint(&mut raw, others().count() as u64);
+                for (name, value) in others() {
+                    put_bytes(&mut raw, name.as_bytes());
+                    raw.extend_from_slice(value);
+                }
             }
         }
         for row in &chunk {
@@ -293,7 +322,9 @@ pub(super) fn write(
     }
 
     let SegmentIndex { postings, columns } = index;
-    let (texts, plain) = key_texts(&builders, &columns);
+    let (texts, mut plain) = key_texts(&builders, &columns);
+    // Other fields are listed like plain columns: by name, their values read from rows.
+    plain.extend(other_names.iter().map(|name| name.to_string()));
     // Dictionary-coded fields are answered from the in-memory columns (exactly, comparisons
     // included), so their value postings would only take space. (Level and category have
     // no keys at all: see `visit_field_keys`.)
@@ -323,7 +354,10 @@ pub(super) fn write(
     out.extend_from_slice(&compressed);
 
     let columns_end = out.len();
-    let (keys, mut unlisted) = listed_keys(texts);
+    let (mut keys, mut unlisted) = listed_keys(texts);
+    keys.extend(other_names.iter().map(|name| format!("p\u{0}{name}")));
+    keys.sort_unstable();
+    keys.dedup();
     unlisted.extend(plain);
     unlisted.sort_unstable();
     let footer = Footer {
@@ -345,6 +379,7 @@ pub(super) fn write(
                 }),
             })
             .collect(),
+        other_fields,
         terms,
         ambiguous,
         keys,
@@ -374,6 +409,25 @@ pub(super) fn write(
     file.sync_all().map_err(|e| Error::io("sync", &temporary, e))?;
     fs::rename(&temporary, &path).map_err(|e| Error::io("rename", &temporary, e))?;
     Ok(path)
+}
+
+/// The free-form fields that get value columns, with their column index (after the optional
+/// model fields, in name order): those that at least one row in [`COLUMN_MIN_SHARE`] has,
+/// the [`MAX_FREE_FORM_COLUMNS`] most frequent of them.
+fn free_form_columns<'a>(rows: &[&'a [u8]]) -> Result<HashMap<&'a str, usize>, Error> {
+    let mut counts: HashMap<&str, usize, std::hash::BuildHasherDefault<crate::head::KeyHasher>> = HashMap::default();
+    for row in rows {
+        for (name, _) in view(row)?.fields() {
+            *counts.entry(name).or_default() += 1;
+        }
+    }
+    let needed = rows.len().div_ceil(COLUMN_MIN_SHARE).max(1);
+    let mut frequent: Vec<(&str, usize)> = counts.into_iter().filter(|(_, n)| *n >= needed).collect();
+    frequent.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    frequent.truncate(MAX_FREE_FORM_COLUMNS);
+    let mut names: Vec<&str> = frequent.into_iter().map(|(name, _)| name).collect();
+    names.sort_unstable();
+    Ok(names.into_iter().enumerate().map(|(i, name)| (name, OPTIONAL_FIELDS.len() + i)).collect())
 }
 
 fn view(row: &[u8]) -> Result<RowView<'_>, Error> {
@@ -748,6 +802,17 @@ impl Segment {
             }
             starts.push(column_starts);
         }
+        if self.footer.other_fields {
+            let mut others = Vec::with_capacity(rows);
+            for _ in 0..rows {
+                others.push(u32::try_from(at).ok()?);
+                for _ in 0..get_varint(&data, &mut at)? {
+                    get_bytes(&data, &mut at)?;
+                    codec::skip_value(&data, &mut at)?;
+                }
+            }
+            starts.push(others);
+        }
         let mut messages = Vec::with_capacity(rows);
         for _ in 0..rows {
             messages.push(u32::try_from(at).ok()?);
@@ -782,7 +847,21 @@ impl Segment {
                 entry.fields.insert(column.name.clone(), value);
             }
         }
+        if self.footer.other_fields {
+            let mut at = *block.starts.get(self.footer.value_columns.len())?.get(within)? as usize;
+            for _ in 0..get_varint(&block.data, &mut at)? {
+                let name = get_str(&block.data, &mut at)?.to_string();
+                if let Some(value) = codec::get_value(&block.data, &mut at)? {
+                    entry.fields.insert(name, value);
+                }
+            }
+        }
         Some(StoredEntry { id: *columns.ids.get(row)?, entry })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn value_column_names(&self) -> Vec<&str> {
+        self.footer.value_columns.iter().map(|c| c.name.as_str()).collect()
     }
 
     /// The in-memory column `field_text(field)` reads, when it is dictionary-coded.
