@@ -374,11 +374,13 @@ impl Partition for Head {
     }
 
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let model = crate::partition::model_keys_with_prefix(&self.columns.columns, prefix);
         if !prefix.starts_with("f\u{0}") {
-            let keys: BTreeSet<&str> = self.texts.values().map(|t| &**t).filter(|t| t.starts_with(prefix)).collect();
-            return Ok(keys.into_iter().map(str::to_string).collect());
+            let texts = self.texts.values().filter(|t| t.starts_with(prefix)).map(|t| t.to_string());
+            let keys: BTreeSet<String> = texts.chain(model).collect();
+            return Ok(keys.into_iter().collect());
         }
-        let mut keys = BTreeSet::new();
+        let mut keys: BTreeSet<Vec<u8>> = model.into_iter().map(String::into_bytes).collect();
         let mut buffer = Vec::new();
         for row in 0..self.rows.len() as u32 {
             let stored = self.decode(row)?;

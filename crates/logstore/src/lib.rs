@@ -318,9 +318,6 @@ impl LogStore {
             let mut out = BTreeSet::new();
             for part in parts {
                 out.extend(part.keys_with_prefix(prefix)?);
-                let mut model = BTreeSet::new();
-                partition::model_key_texts(part.columns(), &mut model);
-                out.extend(model.into_iter().filter(|key| key.starts_with(prefix)));
             }
             Ok(out)
         })

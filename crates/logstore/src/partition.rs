@@ -86,8 +86,8 @@ pub(crate) trait Partition: Send + Sync {
     fn max_ts(&self) -> i64;
     /// Whether rows are in (timestamp, id) order, so the last rows are the newest.
     fn time_ordered(&self) -> bool;
-    /// Index keys of a kind (`"p"` presence, `"f\0field"` values), for label listings;
-    /// without those of level and category ([`model_key_texts`] lists them).
+    /// Listing keys of a kind (`"p"` presence, `"v\0field"` labels, `"f\0field"` values),
+    /// those of level and category included (see [`model_keys_with_prefix`]).
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error>;
 }
 
@@ -234,6 +234,14 @@ pub(crate) fn model_key_texts(columns: &Columns, texts: &mut BTreeSet<String>) {
     for (name, _) in columns.category_names.iter().zip(&categories).filter(|(_, seen)| **seen) {
         add_field_key_texts(texts, "category", name, true);
     }
+}
+
+/// [`model_key_texts`] that start with `prefix`: level and category have no index keys, so a
+/// partition whose listing comes from its index adds these.
+pub(crate) fn model_keys_with_prefix(columns: &Columns, prefix: &str) -> Vec<String> {
+    let mut texts = BTreeSet::new();
+    model_key_texts(columns, &mut texts);
+    texts.into_iter().filter(|text| text.starts_with(prefix)).collect()
 }
 
 /// The listing keys of one field value, as text.

@@ -323,7 +323,7 @@ impl Partition for Segment {
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
         let terms = &self.footer.terms;
         let mut index = terms.partition_point(|(first, _, _)| first.as_str() < prefix).saturating_sub(1);
-        let mut out = Vec::new();
+        let mut out = crate::partition::model_keys_with_prefix(self.columns(), prefix);
         while index < terms.len() {
             if index > 0 && terms[index].0.as_str() > prefix && !terms[index].0.starts_with(prefix) {
                 break;
