@@ -264,11 +264,32 @@ impl LogStore {
         self.with_parts(|parts| search::stats(parts, request))
     }
 
-    /// Every line matching `query` in `[from, to)`, oldest first (for exports and metric
-    /// queries), at most `max` of them.
+    /// Every line matching `query` in `[from, to)`, oldest first (for exports and log
+    /// queries read forward), at most `max` of them.
     pub fn scan(&self, query: &Expr, from: i64, to: i64, max: usize) -> Result<Vec<Arc<StoredEntry>>, Error> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        self.scan_each(query, from, to, |stored| {
+            out.push(stored);
+            out.len() < max
+        })?;
+        out.sort_by_key(|s| (s.entry.timestamp, s.id));
+        Ok(out)
+    }
+
+    /// Calls `visit` with every line matching `query` in `[from, to)`, in no particular
+    /// order, until it returns `false`. Nothing is collected here, so a metric query over
+    /// millions of lines holds its samples, not the lines.
+    pub fn scan_each(
+        &self,
+        query: &Expr,
+        from: i64,
+        to: i64,
+        mut visit: impl FnMut(Arc<StoredEntry>) -> bool,
+    ) -> Result<(), Error> {
         self.with_parts(|parts| {
-            let mut out = Vec::new();
             for part in parts {
                 if part.rows() == 0 || part.max_ts() < from || part.min_ts() >= to {
                     continue;
@@ -281,16 +302,12 @@ impl LogStore {
                         continue;
                     }
                     let stored = part.entry(row)?;
-                    if query.matches(&stored.entry) {
-                        out.push(stored);
-                        if out.len() >= max {
-                            break;
-                        }
+                    if query.matches(&stored.entry) && !visit(stored) {
+                        return Ok(());
                     }
                 }
             }
-            out.sort_by_key(|s| (s.entry.timestamp, s.id));
-            Ok(out)
+            Ok(())
         })
     }
 

@@ -25,7 +25,7 @@ use hubmon_model::{LogEntry, PromDuration};
 use regex::{Regex, RegexBuilder};
 
 use crate::query::{Expr, Predicate};
-use crate::{LogStore, StoredEntry, text};
+use crate::{LogStore, text};
 
 /// Lines one metric query may read; beyond it the query fails instead of exhausting memory.
 pub const MAX_SCANNED_LINES: usize = 2_000_000;
@@ -718,33 +718,41 @@ pub fn evaluate_metric(store: &LogStore, query: &MetricQuery, range: Range) -> R
     match query {
         MetricQuery::Range { function, query, range_ms, quantile, grouping } => {
             let from = range.start - range_ms + 1;
-            let lines: Vec<std::sync::Arc<StoredEntry>> = store
-                .scan(&query.prefilter(), from, range.end.saturating_add(1), MAX_SCANNED_LINES + 1)
+            // Each line is a sample: its unwrapped value, or its length in bytes. Lines are
+            // visited, not collected: only the samples are kept.
+            let unwrapped = query.unwraps();
+            let mut groups: HashMap<Labels, Vec<(i64, u64, f64)>> = HashMap::new();
+            let mut read = 0usize;
+            store
+                .scan_each(&query.prefilter(), from, range.end.saturating_add(1), |stored| {
+                    read += 1;
+                    if read > MAX_SCANNED_LINES {
+                        return false;
+                    }
+                    if let Some((mut labels, line, value)) = query.run(&stored.entry) {
+                        if let Some((names, without)) = grouping {
+                            labels.retain(|name, _| names.contains(name) != *without);
+                        }
+                        let sample = value.unwrap_or(line.len() as f64);
+                        groups.entry(labels).or_default().push((stored.entry.timestamp.as_millis(), stored.id, sample));
+                    }
+                    true
+                })
                 .map_err(|e| LogqlError::Store(e.to_string()))?;
-            if lines.len() > MAX_SCANNED_LINES {
+            if read > MAX_SCANNED_LINES {
                 return Err(LogqlError::Limit(format!(
                     "the query would read more than {MAX_SCANNED_LINES} lines; narrow the selector or the range"
                 )));
-            }
-            // Each line is a sample: its unwrapped value, or its length in bytes.
-            let unwrapped = query.unwraps();
-            let mut groups: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
-            for stored in &lines {
-                if let Some((mut labels, line, value)) = query.run(&stored.entry) {
-                    if let Some((names, without)) = grouping {
-                        labels.retain(|name, _| names.contains(name) != *without);
-                    }
-                    let sample = value.unwrap_or(line.len() as f64);
-                    groups.entry(labels).or_default().push((stored.entry.timestamp.as_millis(), sample));
-                }
             }
             let seconds = *range_ms as f64 / 1000.0;
             let mut window_samples = 0usize;
             let mut out = Vec::new();
             for (labels, mut items) in groups {
-                items.sort_by_key(|(ts, _)| *ts);
-                let times: Vec<i64> = items.iter().map(|(t, _)| *t).collect();
-                let values: Vec<f64> = items.iter().map(|(_, v)| *v).collect();
+                // Lines were visited partition by partition: put each group in time order
+                // (ids break ties, as the store orders lines).
+                items.sort_by_key(|(ts, id, _)| (*ts, *id));
+                let times: Vec<i64> = items.iter().map(|(t, _, _)| *t).collect();
+                let values: Vec<f64> = items.iter().map(|(_, _, v)| *v).collect();
                 // Counts and sums come from prefix sums, so each step costs the same however
                 // many lines its window holds; the other functions read the window.
                 let mut prefix = Vec::with_capacity(values.len() + 1);

@@ -450,6 +450,47 @@ async fn loki_push_json_and_protobuf_with_snappy() {
     server.stop().await;
 }
 
+/// promtail labels every stream `{job="…", filename="…"}` and Grafana users select by them:
+/// the labels stay fields of their own even when the line names its own service.
+#[tokio::test]
+async fn promtail_job_and_filename_labels_select_their_lines() {
+    let (server, token) = server().await;
+    let ns = |ms: i64| (ms * 1_000_000).to_string();
+    let push = json!({"streams": [{"stream": {"job": "varlogs", "filename": "/var/log/syslog"},
+        "values": [[ns(now_ms() - 2), "plain line"], [ns(now_ms() - 1), "{\"service\":\"billing\",\"message\":\"json line\"}"]]}]});
+    let response = server
+        .with_token(Method::POST, "/loki/api/v1/push", &token)
+        .header("content-type", "application/json")
+        .body(push.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    for selector in [r#"{job="varlogs"}"#, r#"{filename="/var/log/syslog"}"#] {
+        let (status, data) = get(&server, &token, "/loki/api/v1/query_range", &[("query", selector)]).await;
+        let mut lines: Vec<String> = data["data"]["result"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .flat_map(|s| s["values"].as_array().cloned().unwrap_or_default())
+            .map(|v| v[1].as_str().unwrap_or_default().to_string())
+            .collect();
+        lines.sort();
+        assert_eq!(
+            (status, lines),
+            (200, vec!["json line".to_string(), "plain line".to_string()]),
+            "{selector}: {data}"
+        );
+    }
+    let (_, page) = get(&server, &token, "/api/v1/logs/search", &[("q", "service:varlogs")]).await;
+    assert_eq!(page["hits"].as_array().map(Vec::len), Some(1), "job names the service when the line does not: {page}");
+    let (_, labels) = get(&server, &token, "/loki/api/v1/labels", &[]).await;
+    for name in ["job", "filename"] {
+        assert!(labels["data"].as_array().unwrap().iter().any(|l| l == name), "{name} in {labels}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn access_log_lines_become_request_metrics() {
     let server = TestServer::start_with(Backend::Sqlite, |c| {

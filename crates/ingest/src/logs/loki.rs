@@ -557,14 +557,18 @@ fn entry(
     for (k, v) in labels.iter().chain(metadata) {
         let key = match k.as_str() {
             "detected_level" => "level",
-            "service_name" | "job" if !labels.contains_key("service") => "service",
-            "filename" => "file",
+            "service_name" if !labels.contains_key("service") => "service",
             other => other,
         };
         if !has_message && matches!(key, "message" | "msg") {
             continue;
         }
         object.insert_absent(key, v);
+        // promtail's `job` stays a field of its own, so `{job="varlogs"}` finds the lines, and
+        // also names the service when nothing else does.
+        if key == "job" && !labels.contains_key("service") {
+            object.insert_absent("service", v);
+        }
     }
     if !has_message {
         object.insert_str("message", line.trim_end_matches(['\r', '\n']));
@@ -724,7 +728,9 @@ mod tests {
             messages,
             ["four", "meta is a string", "meta is an array", "escaped \"line\" \u{e9} \u{1f600}", "café", "padded ts"]
         );
-        assert!(parsed.entries[0].fields.is_empty(), "a fourth element is not metadata");
+        let fields: Vec<&String> = parsed.entries[0].fields.keys().collect();
+        assert_eq!(fields, ["job"], "a fourth element is not metadata; the stream's job label is a field");
+        assert_eq!(parsed.entries[0].service.as_deref(), Some("j"));
         assert_eq!(parsed.entries[3].timestamp, Timestamp(1_714_564_800_123));
         assert_eq!(
             (parsed.entries[4].level, parsed.entries[4].fields.get("key")),

@@ -260,15 +260,17 @@ pub fn entry(
     for (k, v) in labels.iter().chain(metadata) {
         let key = match k.as_str() {
             "detected_level" => "level",
-            "service_name" | "job" if !labels.contains_key("service") => "service",
-            "filename" => "file",
+            "service_name" if !labels.contains_key("service") => "service",
             other => other,
         };
         if !has_message && matches!(key, "message" | "msg") {
             continue;
         }
-        if !object.contains_key(key) {
-            object.insert(key.to_string(), Value::String(v.clone()));
+        let also = (key == "job" && !labels.contains_key("service")).then_some("service");
+        for key in std::iter::once(key).chain(also) {
+            if !object.contains_key(key) {
+                object.insert(key.to_string(), Value::String(v.clone()));
+            }
         }
     }
     if !has_message {
