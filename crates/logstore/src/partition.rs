@@ -186,12 +186,9 @@ pub(crate) fn visit_field_keys(entry: &LogEntry, buffer: &mut Vec<u8>, mut visit
 /// has: every line has both fields, so the columns answer exactly (`None` for other
 /// predicates).
 pub(crate) fn model_column_rows(columns: &Columns, predicate: &Predicate) -> Option<Vec<u32>> {
-    let pick = |codes: &mut dyn Iterator<Item = usize>, wanted: &[bool]| -> Vec<u32> {
-        codes.enumerate().filter(|(_, c)| wanted.get(*c).copied().unwrap_or(false)).map(|(r, _)| r as u32).collect()
-    };
     let levels = |wanted: &dyn Fn(Level) -> bool| {
         let wanted: Vec<bool> = Level::ALL.iter().map(|l| wanted(*l)).collect();
-        pick(&mut columns.levels.iter().map(|l| usize::from(*l)), &wanted)
+        rows_with_codes(columns.levels.iter().map(|l| usize::from(*l)), &wanted)
     };
     match predicate {
         Predicate::FieldIs { field, values } => {
@@ -200,7 +197,7 @@ pub(crate) fn model_column_rows(columns: &Columns, predicate: &Predicate) -> Opt
                 "level" => Some(levels(&|l| matches(l.as_str()))),
                 "category" => {
                     let wanted: Vec<bool> = columns.category_names.iter().map(|c| matches(c)).collect();
-                    Some(pick(&mut columns.categories.iter().map(|c| *c as usize), &wanted))
+                    Some(rows_with_codes(columns.categories.iter().map(|c| *c as usize), &wanted))
                 }
                 _ => None,
             }
@@ -213,6 +210,11 @@ pub(crate) fn model_column_rows(columns: &Columns, predicate: &Predicate) -> Opt
         }
         _ => None,
     }
+}
+
+/// The rows (positions in `codes`) whose code is `wanted`.
+pub(crate) fn rows_with_codes(codes: impl Iterator<Item = usize>, wanted: &[bool]) -> Vec<u32> {
+    codes.enumerate().filter(|(_, c)| wanted.get(*c).copied().unwrap_or(false)).map(|(r, _)| r as u32).collect()
 }
 
 /// The listing keys (presence, label as sent, value) of the levels and categories that

@@ -610,3 +610,28 @@ fn rare_fields_get_no_columns_of_their_own() {
     assert!(names.iter().any(|n| n == "f09999") && names.iter().any(|n| n == "sometimes"), "{names:?}");
     assert_eq!(store.field_values("sometimes").unwrap().len(), 20);
 }
+
+/// `msg:` means the message or a free-form `msg` field; both the head and a segment (where
+/// the field is a dictionary-coded column) answer it alike.
+#[test]
+fn an_alias_finds_the_message_and_a_field_of_its_own_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    let base = 1_700_000_000_000;
+    let lines: Vec<LogEntry> = (0..200i64)
+        .map(|i| {
+            let mut entry = line(base + i, Level::Info, &format!("main text {i}"));
+            entry.fields.insert("msg".into(), serde_json::json!(if i % 2 == 0 { "even" } else { "odd" }));
+            entry
+        })
+        .collect();
+    store.append(lines).unwrap();
+    let queries = ["msg:even", "msg:\"main text 7\"", "-msg:odd", "msg:even msg:main"];
+    let before: Vec<Vec<u64>> = queries.iter().map(|q| everything(&store, q)).collect();
+    store.flush().unwrap();
+    for (query, want) in queries.iter().zip(&before) {
+        assert_eq!(&everything(&store, query), want, "{query}");
+        assert_eq!(&expected(&store, query), want, "{query}");
+    }
+    assert_eq!(before.iter().map(Vec::len).collect::<Vec<_>>(), [100, 1, 100, 100]);
+}

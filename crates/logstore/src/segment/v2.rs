@@ -866,7 +866,7 @@ impl Segment {
 
     /// The in-memory column `field_text(field)` reads, when it is dictionary-coded.
     fn coded_column(&self, field: &str) -> Option<&CodedColumn> {
-        if matches!(field, "timestamp" | "message" | "msg" | "level" | "category") {
+        if matches!(field, "timestamp" | "message" | "level" | "category") {
             return None;
         }
         let index = self.footer.value_columns.iter().position(|c| c.name == field)?;
@@ -939,11 +939,8 @@ impl Partition for Segment {
     }
 
     fn column_rows(&self, predicate: &Predicate) -> Option<Vec<u32>> {
-        let columns = &self.columns;
-        let pick = |codes: &mut dyn Iterator<Item = usize>, wanted: &[bool]| -> Vec<u32> {
-            codes.enumerate().filter(|(_, c)| wanted.get(*c).copied().unwrap_or(false)).map(|(r, _)| r as u32).collect()
-        };
-        if let Some(rows) = crate::partition::model_column_rows(columns, predicate) {
+        use crate::partition::rows_with_codes;
+        if let Some(rows) = crate::partition::model_column_rows(&self.columns, predicate) {
             return Some(rows);
         }
         match predicate {
@@ -951,7 +948,7 @@ impl Partition for Segment {
                 let coded = self.coded_column(field)?;
                 let mut wanted = vec![false];
                 wanted.extend(coded.texts.iter().map(|t| t.as_ref().is_some_and(|t| values.contains(t))));
-                Some(pick(&mut coded.codes.iter().map(|c| usize::from(*c)), &wanted))
+                Some(rows_with_codes(coded.codes.iter().map(|c| usize::from(*c)), &wanted))
             }
             Predicate::FieldCmp { field, op, value } => {
                 // `matches` reads a free-form field of the same name first; only a column
@@ -970,7 +967,7 @@ impl Partition for Segment {
                     };
                     number.is_some_and(|n| op.holds(n, *value))
                 }));
-                Some(pick(&mut coded.codes.iter().map(|c| usize::from(*c)), &wanted))
+                Some(rows_with_codes(coded.codes.iter().map(|c| usize::from(*c)), &wanted))
             }
             _ => None,
         }
