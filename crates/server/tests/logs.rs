@@ -30,9 +30,18 @@ async fn server() -> (TestServer, String) {
 }
 
 async fn post_logs(server: &TestServer, token: &str, content_type: &str, payload: String) -> (u16, Value) {
+    post(server, token, "/api/v1/logs", content_type, payload).await
+}
+
+/// A Loki JSON push: `{"streams": [...]}`.
+async fn loki_push_json(server: &TestServer, token: &str, push: &Value) -> (u16, Value) {
+    post(server, token, "/loki/api/v1/push", "application/json", push.to_string()).await
+}
+
+async fn post(server: &TestServer, token: &str, path: &str, content_type: &str, payload: String) -> (u16, Value) {
     body(
         server
-            .with_token(Method::POST, "/api/v1/logs", token)
+            .with_token(Method::POST, path, token)
             .header("content-type", content_type)
             .body(payload)
             .send()
@@ -401,14 +410,7 @@ async fn loki_push_json_and_protobuf_with_snappy() {
     let ns = |ms: i64| (ms * 1_000_000).to_string();
     let json_push = json!({"streams": [{"stream": {"service_name": "shop", "level": "warn"},
         "values": [[ns(now_ms() - 2), "cart is slow"], [ns(now_ms() - 1), "{\"msg\":\"structured\",\"request_id\":\"lk-1\",\"level\":\"error\"}"], ["bad", "x"]]}]});
-    let response = server
-        .with_token(Method::POST, "/loki/api/v1/push", &token)
-        .header("content-type", "application/json")
-        .body(json_push.to_string())
-        .send()
-        .await
-        .unwrap();
-    let (status, result) = body(response).await;
+    let (status, result) = loki_push_json(&server, &token, &json_push).await;
     assert_eq!((status, result["accepted"].as_u64(), result["rejected"].as_u64()), (200, Some(2), Some(1)), "{result}");
 
     // Protobuf, encoded by hand: PushRequest{streams:[{labels, entries:[{timestamp, line}]}]}.
@@ -458,14 +460,7 @@ async fn promtail_job_and_filename_labels_select_their_lines() {
     let ns = |ms: i64| (ms * 1_000_000).to_string();
     let push = json!({"streams": [{"stream": {"job": "varlogs", "filename": "/var/log/syslog"},
         "values": [[ns(now_ms() - 2), "plain line"], [ns(now_ms() - 1), "{\"service\":\"billing\",\"message\":\"json line\"}"]]}]});
-    let response = server
-        .with_token(Method::POST, "/loki/api/v1/push", &token)
-        .header("content-type", "application/json")
-        .body(push.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(loki_push_json(&server, &token, &push).await.0, 204);
     for selector in [r#"{job="varlogs"}"#, r#"{filename="/var/log/syslog"}"#] {
         let (status, data) = get(&server, &token, "/loki/api/v1/query_range", &[("query", selector)]).await;
         let mut lines: Vec<String> = data["data"]["result"]
