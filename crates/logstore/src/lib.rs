@@ -73,6 +73,18 @@ pub struct StoredEntry {
     pub entry: LogEntry,
 }
 
+/// One line as [`LogStore::scan_fields`] gives it.
+#[derive(Debug)]
+pub struct LineFields<'a> {
+    pub timestamp: i64,
+    pub id: u64,
+    pub message_bytes: u32,
+    /// The texts of the fields asked for, in their order.
+    pub texts: &'a [Option<&'a str>],
+    /// Whether the line had to be decoded to give them.
+    pub decoded: bool,
+}
+
 /// Past this many times `head_max_lines`, or [`HEAD_HARD_LIMIT_BYTES`] of lines, an append
 /// flushes the head before it adds to it (see `LogStore::make_room`).
 const HEAD_HARD_LIMIT_FACTOR: usize = 4;
@@ -303,6 +315,76 @@ impl LogStore {
                     }
                     let stored = part.entry(row)?;
                     if query.matches(&stored.entry) && !visit(stored) {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Calls `visit` with the time, id, message length and the texts of `fields` (as
+    /// [`LogEntry::field_text`] gives them) of every line in `[from, to)` that `narrow` may
+    /// match, in no particular order, until it returns `false`. `narrow` only narrows (from
+    /// the index): the caller decides each line from its fields.
+    ///
+    /// Where a partition holds all of `fields` in memory (level and category always; a
+    /// segment's dictionary-coded fields), no line is decoded; elsewhere each line is, and
+    /// [`LineFields::decoded`] says so, for the caller's budget.
+    pub fn scan_fields(
+        &self,
+        narrow: &Expr,
+        from: i64,
+        to: i64,
+        fields: &[&str],
+        mut visit: impl FnMut(&LineFields<'_>) -> bool,
+    ) -> Result<(), Error> {
+        self.with_parts(|parts| {
+            for part in parts {
+                if part.rows() == 0 || part.max_ts() < from || part.min_ts() >= to {
+                    continue;
+                }
+                let columns = part.columns();
+                let rows = search::candidates(narrow, *part)?.unwrap_or_else(|| (0..part.rows() as u32).collect());
+                let in_memory: Vec<Option<partition::FieldColumn>> =
+                    fields.iter().map(|f| part.field_column(f)).collect::<Result<_, _>>()?;
+                let in_memory: Option<Vec<partition::FieldColumn>> = in_memory.into_iter().collect();
+                let mut texts: Vec<Option<&str>> = Vec::with_capacity(fields.len());
+                for row in rows {
+                    let r = row as usize;
+                    let timestamp = columns.timestamps[r];
+                    if timestamp < from || timestamp >= to {
+                        continue;
+                    }
+                    let keep_going = match &in_memory {
+                        Some(in_memory) => {
+                            texts.clear();
+                            texts.extend(in_memory.iter().map(|column| column.text(row)));
+                            let line = LineFields {
+                                timestamp,
+                                id: columns.ids[r],
+                                message_bytes: columns.message_bytes[r],
+                                texts: &texts,
+                                decoded: false,
+                            };
+                            visit(&line)
+                        }
+                        None => {
+                            let stored = part.entry(row)?;
+                            let owned: Vec<Option<String>> =
+                                fields.iter().map(|f| stored.entry.field_text(f)).collect();
+                            let borrowed: Vec<Option<&str>> = owned.iter().map(Option::as_deref).collect();
+                            let line = LineFields {
+                                timestamp,
+                                id: stored.id,
+                                message_bytes: columns.message_bytes[r],
+                                texts: &borrowed,
+                                decoded: true,
+                            };
+                            visit(&line)
+                        }
+                    };
+                    if !keep_going {
                         return Ok(());
                     }
                 }

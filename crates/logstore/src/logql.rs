@@ -24,11 +24,16 @@ use std::collections::{BTreeMap, HashMap};
 use hubmon_model::{LogEntry, PromDuration};
 use regex::{Regex, RegexBuilder};
 
+use crate::codec::hash64;
+use crate::head::KeyMap;
 use crate::query::{Expr, Predicate};
 use crate::{LogStore, text};
 
-/// Lines one metric query may read; beyond it the query fails instead of exhausting memory.
+/// Lines one query may decode; beyond it the query fails instead of taking minutes.
 pub const MAX_SCANNED_LINES: usize = 2_000_000;
+/// Lines one metric query may read from in-memory columns without decoding them (a few
+/// seconds' work).
+pub const MAX_COLUMN_LINES: usize = 50_000_000;
 /// Samples the window-reading range functions (quantile, min, max, stddev, …) may visit over
 /// all steps of one query: each step reads its whole window, so a long range at a small step
 /// multiplies the work.
@@ -718,86 +723,243 @@ pub fn evaluate_metric(store: &LogStore, query: &MetricQuery, range: Range) -> R
     match query {
         MetricQuery::Range { function, query, range_ms, quantile, grouping } => {
             let from = range.start - range_ms + 1;
-            // Each line is a sample: its unwrapped value, or its length in bytes. Lines are
-            // visited, not collected: only the samples are kept.
+            let to = range.end.saturating_add(1);
             let unwrapped = query.unwraps();
-            let mut groups: HashMap<Labels, Vec<(i64, u64, f64)>> = HashMap::new();
+            let keep = |name: &str| {
+                grouping.as_ref().is_none_or(|(names, without)| names.iter().any(|n| n == name) != *without)
+            };
+            let store_error = |e: crate::Error| LogqlError::Store(e.to_string());
+            // Counts and sums need only each window's total, so lines are binned; the other
+            // functions read every window's samples.
+            let mut sampler = Sampler::new(range, *range_ms, !unwrapped);
+            let mut decoded = 0usize;
             let mut read = 0usize;
-            store
-                .scan_each(&query.prefilter(), from, range.end.saturating_add(1), |stored| {
-                    read += 1;
-                    if read > MAX_SCANNED_LINES {
-                        return false;
+            if query.stages.is_empty() {
+                // A bare selector reads only labels and message lengths, which segments keep
+                // in memory: no line is decoded where they do.
+                // Stream labels first, in name order: the order of a label map, so `Sampler::add`
+                // can compare them with its groups' labels.
+                let mut fields: Vec<&str> = STREAM_LABELS.to_vec();
+                fields.sort_unstable();
+                let labelled = fields.len();
+                for matcher in &query.matchers {
+                    if !fields.contains(&matcher.name.as_str()) {
+                        fields.push(&matcher.name);
                     }
-                    if let Some((mut labels, line, value)) = query.run(&stored.entry) {
-                        if let Some((names, without)) = grouping {
-                            labels.retain(|name, _| names.contains(name) != *without);
+                }
+                let at: Vec<usize> =
+                    query.matchers.iter().map(|m| fields.iter().position(|f| *f == m.name).unwrap_or(0)).collect();
+                store
+                    .scan_fields(&query.prefilter(), from, to, &fields, |line| {
+                        read += 1;
+                        decoded += usize::from(line.decoded);
+                        if decoded > MAX_SCANNED_LINES || read > MAX_COLUMN_LINES {
+                            return false;
                         }
-                        let sample = value.unwrap_or(line.len() as f64);
-                        groups.entry(labels).or_default().push((stored.entry.timestamp.as_millis(), stored.id, sample));
-                    }
-                    true
-                })
-                .map_err(|e| LogqlError::Store(e.to_string()))?;
-            if read > MAX_SCANNED_LINES {
+                        let selected = query
+                            .matchers
+                            .iter()
+                            .zip(&at)
+                            .all(|(matcher, at)| matcher.matches(line.texts[*at].unwrap_or_default()));
+                        if selected {
+                            let labels = fields[..labelled]
+                                .iter()
+                                .zip(line.texts)
+                                .filter_map(|(name, text)| Some((*name, (*text)?)))
+                                .filter(|(name, _)| keep(name));
+                            sampler.add(labels, line.timestamp, line.id, f64::from(line.message_bytes));
+                        }
+                        true
+                    })
+                    .map_err(store_error)?;
+            } else {
+                store
+                    .scan_each(&query.prefilter(), from, to, |stored| {
+                        read += 1;
+                        decoded += 1;
+                        if decoded > MAX_SCANNED_LINES {
+                            return false;
+                        }
+                        if let Some((labels, line, value)) = query.run(&stored.entry) {
+                            let sample = value.unwrap_or(line.len() as f64);
+                            let labels = labels.iter().map(|(n, v)| (n.as_str(), v.as_str())).filter(|(n, _)| keep(n));
+                            sampler.add(labels, stored.entry.timestamp.as_millis(), stored.id, sample);
+                        }
+                        true
+                    })
+                    .map_err(store_error)?;
+            }
+            if decoded > MAX_SCANNED_LINES {
                 return Err(LogqlError::Limit(format!(
-                    "the query would read more than {MAX_SCANNED_LINES} lines; narrow the selector or the range"
+                    "the query would decode more than {MAX_SCANNED_LINES} lines; narrow the selector or the range"
                 )));
             }
-            let seconds = *range_ms as f64 / 1000.0;
-            let mut window_samples = 0usize;
-            let mut out = Vec::new();
-            for (labels, mut items) in groups {
-                // Lines were visited partition by partition: put each group in time order
-                // (ids break ties, as the store orders lines).
-                items.sort_by_key(|(ts, id, _)| (*ts, *id));
-                let times: Vec<i64> = items.iter().map(|(t, _, _)| *t).collect();
-                let values: Vec<f64> = items.iter().map(|(_, _, v)| *v).collect();
-                // Counts and sums come from prefix sums, so each step costs the same however
-                // many lines its window holds; the other functions read the window.
-                let mut prefix = Vec::with_capacity(values.len() + 1);
-                prefix.push(0.0);
-                for value in &values {
-                    prefix.push(prefix.last().copied().unwrap_or(0.0) + value);
-                }
-                let mut points = Vec::new();
-                for t in steps(range) {
-                    let hi = times.partition_point(|x| *x <= t);
-                    let lo = times.partition_point(|x| *x <= t - range_ms);
-                    if hi == lo {
-                        continue;
-                    }
-                    let (count, sum) = ((hi - lo) as f64, prefix[hi] - prefix[lo]);
-                    let value = match function {
-                        RangeFn::CountOverTime => count,
-                        RangeFn::Rate if !unwrapped => count / seconds,
-                        RangeFn::Rate | RangeFn::BytesRate => sum / seconds,
-                        RangeFn::BytesOverTime | RangeFn::SumOverTime => sum,
-                        RangeFn::AvgOverTime => sum / count,
-                        _ => {
-                            window_samples += hi - lo;
-                            if window_samples > MAX_WINDOW_SAMPLES {
-                                return Err(LogqlError::Limit(format!(
-                                    "the query would read more than {MAX_WINDOW_SAMPLES} samples across its steps; \
-                                     use a shorter range, a larger step or fewer steps"
-                                )));
-                            }
-                            function.over(&values[lo..hi], *quantile)
-                        }
-                    };
-                    points.push((t, value));
-                }
-                if !points.is_empty() {
-                    out.push(Series { labels, points });
-                }
+            if read > MAX_COLUMN_LINES {
+                return Err(LogqlError::Limit(format!(
+                    "the query would read more than {MAX_COLUMN_LINES} lines; narrow the selector or the range"
+                )));
             }
-            out.sort_by(|a, b| a.labels.cmp(&b.labels));
-            Ok(out)
+            sampler.series(*function, unwrapped, *quantile)
         }
         MetricQuery::Aggregate { op, by, without, k, inner } => {
             let inner = evaluate_metric(store, inner, range)?;
             Ok(aggregate(*op, by, *without, *k, inner))
         }
+    }
+}
+
+/// Samples of one range-function evaluation, grouped by their labels.
+struct Sampler {
+    range: Range,
+    range_ms: i64,
+    /// Every step's window start and end, sorted: lines between two neighbours fall into
+    /// exactly the same windows, so counts and sums per such interval give every window's.
+    bounds: Vec<i64>,
+    groups: Vec<(Labels, Samples)>,
+    /// Group positions by the hash of their labels, so a line finds its group without
+    /// building its label map.
+    by_hash: KeyMap<Vec<usize>>,
+    binned: bool,
+}
+
+enum Samples {
+    /// (interval, lines, sum of values); consecutive lines of one interval share an entry.
+    Bins(Vec<(u32, u64, f64)>),
+    /// (timestamp, id, value) of every line.
+    Lines(Vec<(i64, u64, f64)>),
+}
+
+impl Sampler {
+    fn new(range: Range, range_ms: i64, binned: bool) -> Sampler {
+        let mut bounds: Vec<i64> =
+            if binned { steps(range).flat_map(|t| [t - range_ms, t]).collect() } else { Vec::new() };
+        bounds.sort_unstable();
+        bounds.dedup();
+        Sampler { range, range_ms, bounds, groups: Vec::new(), by_hash: KeyMap::default(), binned }
+    }
+
+    fn add<'l>(&mut self, labels: impl Iterator<Item = (&'l str, &'l str)> + Clone, ts: i64, id: u64, value: f64) {
+        // The label values alone: lines of one query mostly share their label names, and
+        // groups that differ only in names are told apart by the comparison below.
+        let hash = labels.clone().fold(0u64, |h, (_, text)| h.rotate_left(5) ^ hash64(text.as_bytes()));
+        let candidates = self.by_hash.entry(hash).or_default();
+        let same = |have: &Labels| {
+            let mut wanted = labels.clone();
+            have.iter().all(|(n, v)| wanted.next().is_some_and(|(name, text)| n == name && v == text))
+                && wanted.next().is_none()
+        };
+        let group = match candidates.iter().find(|g| same(&self.groups[**g].0)) {
+            Some(group) => *group,
+            None => {
+                let owned: Labels = labels.map(|(n, v)| (n.to_string(), v.to_string())).collect();
+                let samples = if self.binned { Samples::Bins(Vec::new()) } else { Samples::Lines(Vec::new()) };
+                self.groups.push((owned, samples));
+                candidates.push(self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        match &mut self.groups[group].1 {
+            Samples::Bins(bins) => {
+                let interval = u32::try_from(self.bounds.partition_point(|b| *b < ts)).unwrap_or(u32::MAX);
+                match bins.last_mut() {
+                    Some((last, lines, sum)) if *last == interval => {
+                        *lines += 1;
+                        *sum += value;
+                    }
+                    _ => bins.push((interval, 1, value)),
+                }
+            }
+            Samples::Lines(lines) => lines.push((ts, id, value)),
+        }
+    }
+
+    /// Each group's value at every step where its window holds a line.
+    fn series(self, function: RangeFn, unwrapped: bool, quantile: f64) -> Result<Vec<Series>, LogqlError> {
+        let seconds = self.range_ms as f64 / 1000.0;
+        let value_of = |count: f64, sum: f64| match function {
+            RangeFn::CountOverTime => count,
+            RangeFn::Rate if !unwrapped => count / seconds,
+            RangeFn::Rate | RangeFn::BytesRate => sum / seconds,
+            RangeFn::BytesOverTime | RangeFn::SumOverTime => sum,
+            _ => sum / count,
+        };
+        let mut window_samples = 0usize;
+        let mut out = Vec::new();
+        for (labels, samples) in self.groups {
+            let mut points = Vec::new();
+            match samples {
+                Samples::Bins(mut bins) => {
+                    // Prefix counts and sums over the intervals: interval `i` holds the lines
+                    // after bound `i - 1` up to bound `i`.
+                    bins.sort_by_key(|(interval, _, _)| *interval);
+                    let mut counts = vec![0u64; self.bounds.len() + 2];
+                    let mut sums = vec![0.0f64; self.bounds.len() + 2];
+                    for (interval, lines, sum) in bins {
+                        counts[interval as usize + 1] += lines;
+                        sums[interval as usize + 1] += sum;
+                    }
+                    for i in 1..counts.len() {
+                        counts[i] += counts[i - 1];
+                        sums[i] += sums[i - 1];
+                    }
+                    for t in steps(self.range) {
+                        // Lines in (t - range, t]: intervals after the window's start bound up
+                        // to and including its end bound.
+                        let lo = self.bounds.partition_point(|b| *b <= t - self.range_ms);
+                        let hi = self.bounds.partition_point(|b| *b <= t);
+                        let count = counts[hi] - counts[lo];
+                        if count > 0 {
+                            points.push((t, value_of(count as f64, sums[hi] - sums[lo])));
+                        }
+                    }
+                }
+                Samples::Lines(mut items) => {
+                    // Lines were visited partition by partition: put each group in time order
+                    // (ids break ties, as the store orders lines).
+                    items.sort_by_key(|(ts, id, _)| (*ts, *id));
+                    let times: Vec<i64> = items.iter().map(|(t, _, _)| *t).collect();
+                    let values: Vec<f64> = items.iter().map(|(_, _, v)| *v).collect();
+                    // Sums come from prefix sums, so each step costs the same however many
+                    // lines its window holds; the other functions read the window.
+                    let mut prefix = Vec::with_capacity(values.len() + 1);
+                    prefix.push(0.0);
+                    for value in &values {
+                        prefix.push(prefix.last().copied().unwrap_or(0.0) + value);
+                    }
+                    for t in steps(self.range) {
+                        let hi = times.partition_point(|x| *x <= t);
+                        let lo = times.partition_point(|x| *x <= t - self.range_ms);
+                        if hi == lo {
+                            continue;
+                        }
+                        let value = match function {
+                            RangeFn::CountOverTime
+                            | RangeFn::Rate
+                            | RangeFn::BytesRate
+                            | RangeFn::BytesOverTime
+                            | RangeFn::SumOverTime
+                            | RangeFn::AvgOverTime => value_of((hi - lo) as f64, prefix[hi] - prefix[lo]),
+                            _ => {
+                                window_samples += hi - lo;
+                                if window_samples > MAX_WINDOW_SAMPLES {
+                                    return Err(LogqlError::Limit(format!(
+                                        "the query would read more than {MAX_WINDOW_SAMPLES} samples across its steps; \
+                                         use a shorter range, a larger step or fewer steps"
+                                    )));
+                                }
+                                function.over(&values[lo..hi], quantile)
+                            }
+                        };
+                        points.push((t, value));
+                    }
+                }
+            }
+            if !points.is_empty() {
+                out.push(Series { labels, points });
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
     }
 }
 
@@ -1283,6 +1445,90 @@ mod tests {
         assert_eq!(at_end[0].labels.get("level").map(String::as_str), Some("info"));
         let bytes = metric(&store, r#"sum(bytes_over_time({service="api"}[10m]))"#);
         assert!(bytes[0].points.last().unwrap().1 > 30.0 * 20.0);
+    }
+
+    /// A bare selector is answered from segment columns (and the head's lines decoded); a
+    /// pipeline stage that keeps every line sends the same query through decoding every
+    /// line. Both must give the same series, and the counts must be the brute-force ones.
+    #[test]
+    fn bare_selectors_read_segment_columns_and_agree_with_decoding_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path(), crate::Options::default()).unwrap();
+        let t0 = 1_700_000_000_000i64;
+        let line = |i: i64| {
+            let level = [Level::Info, Level::Warning, Level::Error, Level::Debug][(i % 4) as usize];
+            let mut entry = LogEntry::new(Timestamp(t0 - 600_000 + i * 1_517), level, format!("step {i} of {}", i % 7));
+            entry.category = ["api", "database", "system"][(i % 3) as usize].into();
+            entry.service = [Some("Checkout"), Some("checkout"), Some("api"), None][(i % 4 + i / 5 % 2) as usize % 4]
+                .map(String::from);
+            entry.host = Some(format!("web-{}", i % 5));
+            if i % 9 == 0 {
+                entry.module = Some("db::pool".into());
+            }
+            entry.fields.insert("job".into(), serde_json::json!(if i % 2 == 0 { "varlogs" } else { "app" }));
+            if i % 300 == 0 {
+                entry.fields.insert("shard".into(), serde_json::json!(i % 600 / 300));
+            }
+            entry
+        };
+        let all: Vec<LogEntry> = (0..6_000).map(line).collect();
+        for batch in all[..5_000].chunks(700) {
+            store.append(batch.to_vec()).unwrap();
+        }
+        store.flush().unwrap();
+        store.append(all[5_000..].to_vec()).unwrap();
+
+        let mut decoded = 0;
+        store
+            .scan_fields(
+                &Expr::All,
+                i64::MIN,
+                i64::MAX,
+                &["level", "category", "service", "host", "module", "job"],
+                |l| {
+                    decoded += usize::from(l.decoded);
+                    true
+                },
+            )
+            .unwrap();
+        assert_eq!(decoded, 1_000, "only the head's lines are decoded");
+
+        let range = Range { start: t0, end: t0 + 7_200_000, step: 60_000, limit: 0, backward: true };
+        let evaluate = |query: &str| match LogqlQuery::parse(query).unwrap() {
+            LogqlQuery::Metric(q) => evaluate_metric(&store, &q, range).unwrap(),
+            LogqlQuery::Log(_) => panic!("not a metric query"),
+        };
+        for (bare, selected) in [
+            (r#"count_over_time({service="Checkout"}[5m])"#, None),
+            (r#"sum by (level) (count_over_time({job="varlogs"}[1m]))"#, None),
+            (r#"bytes_over_time({host=~"web-[12]", service!="api"}[10m])"#, None),
+            (r#"rate({category="database"}[2m])"#, None),
+            (
+                r#"count_over_time({shard="1"}[30m])"#,
+                Some(Box::new(|e: &LogEntry| e.field_text("shard").as_deref() == Some("1"))
+                    as Box<dyn Fn(&LogEntry) -> bool>),
+            ),
+            (r#"count_over_time({module=""}[5m])"#, Some(Box::new(|e: &LogEntry| e.module.is_none()))),
+            (r#"sum without (host) (bytes_rate({level=~"error|warning"}[3m]))"#, None),
+        ] {
+            let decoding = bare.replacen("}[", r#"} != "never"["#, 1).replacen("})[", r#"} != "never")["#, 1);
+            assert_ne!(bare, decoding);
+            let fast = evaluate(bare);
+            assert!(!fast.is_empty(), "{bare}");
+            assert_eq!(fast, evaluate(&decoding), "{bare}");
+            if let Some(selected) = selected {
+                // The last step's window: (end - range, end].
+                let window = if bare.contains("[30m]") { 1_800_000 } else { 300_000 };
+                let end = range.end;
+                let want = all
+                    .iter()
+                    .filter(|e| selected(e))
+                    .filter(|e| (end - window + 1..=end).contains(&e.timestamp.as_millis()))
+                    .count();
+                let got: f64 = fast.iter().filter_map(|s| s.points.iter().find(|p| p.0 == end)).map(|p| p.1).sum();
+                assert_eq!(got, want as f64, "{bare}");
+            }
+        }
     }
 
     #[test]

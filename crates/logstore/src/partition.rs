@@ -89,6 +89,63 @@ pub(crate) trait Partition: Send + Sync {
     /// Listing keys of a kind (`"p"` presence, `"v\0field"` labels, `"f\0field"` values),
     /// those of level and category included (see [`model_keys_with_prefix`]).
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error>;
+    /// `field`'s text on every row, as [`LogEntry::field_text`] gives it, from what the
+    /// partition holds in memory; `None` where only decoding the rows can tell. Level and
+    /// category are always columns; a field no row has needs no column.
+    fn field_column(&self, field: &str) -> Result<Option<FieldColumn<'_>>, Error> {
+        Ok(model_field_column(self.columns(), field).or(self.lacks_field(field)?.then_some(FieldColumn::Absent)))
+    }
+    /// Whether no row has `field` (its presence key has no postings). Only the fields that
+    /// every line has (message, timestamp, level, category) have no presence key.
+    fn lacks_field(&self, field: &str) -> Result<bool, Error> {
+        if matches!(field, "message" | "timestamp" | "level" | "category") {
+            return Ok(false);
+        }
+        Ok(self.postings(&format!("p\u{0}{field}"))?.is_empty())
+    }
+}
+
+/// A field's text per row, read from memory (see [`Partition::field_column`]).
+pub(crate) enum FieldColumn<'a> {
+    /// No row has the field.
+    Absent,
+    Levels(&'a [u8]),
+    /// Every row has one of `names`.
+    Named {
+        codes: &'a [u32],
+        names: &'a [String],
+    },
+    /// `code + 1` per row into `texts` (0: the row lacks the field).
+    Coded {
+        codes: &'a [u16],
+        texts: Vec<Option<String>>,
+    },
+}
+
+impl FieldColumn<'_> {
+    pub fn text(&self, row: u32) -> Option<&str> {
+        let row = row as usize;
+        match self {
+            FieldColumn::Absent => None,
+            FieldColumn::Levels(levels) => levels.get(row).and_then(|l| Level::from_code(*l)).map(Level::as_str),
+            FieldColumn::Named { codes, names } => {
+                codes.get(row).and_then(|c| names.get(*c as usize)).map(String::as_str)
+            }
+            FieldColumn::Coded { codes, texts } => match codes.get(row).copied().unwrap_or(0) {
+                0 => None,
+                code => texts.get(usize::from(code) - 1).and_then(Option::as_deref),
+            },
+        }
+    }
+}
+
+/// Level and category from the columns every partition has.
+pub(crate) fn model_field_column<'a>(columns: &'a Columns, field: &str) -> Option<FieldColumn<'a>> {
+    match field {
+        "level" => Some(FieldColumn::Levels(&columns.levels)),
+        "category" => Some(FieldColumn::Named { codes: &columns.categories, names: &columns.category_names }),
+        _ => None,
+    }
 }
 
 /// Fields that are a line's stream labels in the Loki API.

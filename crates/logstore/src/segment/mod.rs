@@ -136,6 +136,10 @@ impl Partition for Segment {
         self.inner().column_rows(predicate)
     }
 
+    fn field_column(&self, field: &str) -> Result<Option<crate::partition::FieldColumn<'_>>, Error> {
+        self.inner().field_column(field)
+    }
+
     fn columns(&self) -> &Columns {
         self.inner().columns()
     }

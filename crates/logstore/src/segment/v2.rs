@@ -26,7 +26,7 @@ use crate::codec::{
     unzigzag, zigzag,
 };
 use crate::head::Postings;
-use crate::partition::{Columns, Partition};
+use crate::partition::{Columns, FieldColumn, Partition, model_field_column};
 use crate::query::Predicate;
 use crate::{Error, StoredEntry};
 
@@ -1021,6 +1021,28 @@ impl Partition for Segment {
         let keys = &self.footer.keys;
         let start = keys.partition_point(|k| k.as_str() < prefix);
         Ok(keys[start..].iter().take_while(|k| k.starts_with(prefix)).cloned().collect())
+    }
+
+    fn field_column(&self, field: &str) -> Result<Option<FieldColumn<'_>>, Error> {
+        if let Some(column) = model_field_column(&self.columns, field) {
+            return Ok(Some(column));
+        }
+        if matches!(field, "message" | "timestamp") {
+            return Ok(None);
+        }
+        // The first column of a name is the one `field_text` reads (a model field before a
+        // free-form field of the same name), as in `decode_row`.
+        let Some(index) = self.footer.value_columns.iter().position(|c| c.name == field) else {
+            // Not a column: no row has it, or some rows keep it among their other fields.
+            let absent = !self.footer.other_fields || self.lacks_field(field)?;
+            return Ok(absent.then_some(FieldColumn::Absent));
+        };
+        let values = self.footer.value_columns[index].dictionary.as_ref();
+        let coded = self.coded.get(index).and_then(Option::as_ref);
+        Ok(values.zip(coded).map(|(values, coded)| FieldColumn::Coded {
+            codes: &coded.codes,
+            texts: values.iter().map(hubmon_model::json_text).collect(),
+        }))
     }
 }
 
