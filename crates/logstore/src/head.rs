@@ -118,11 +118,10 @@ struct Run {
 }
 
 impl Run {
-    fn from_pairs(pairs: &mut Vec<(u64, u32)>) -> Run {
+    fn from_pairs(pairs: &mut Vec<(u64, u32)>, scratch: &mut Vec<(u64, u32)>) -> Run {
         // Pairs arrive in row order, so a stable sort by hash alone leaves each key's rows
-        // ascending; it took half the time of sorting the (hash, row) tuples unstably (hot
-        // keys make long runs of equal hashes, which the stable sort merges cheaply).
-        pairs.sort_by_key(|(hash, _)| *hash);
+        // ascending.
+        sort_by_hash(pairs, scratch);
         pairs.dedup();
         let mut postings = Postings::with_capacity(pairs.len() / 2, pairs.len());
         for &(key, row) in pairs.iter() {
@@ -135,7 +134,7 @@ impl Run {
     }
 
     /// Merges runs of consecutive row ranges (oldest first), so each key's rows stay ascending.
-    fn merge(runs: &[Run], level: u8) -> Run {
+    fn merge(runs: &[&Run], level: u8) -> Run {
         let size = runs.iter().map(|r| r.postings.rows.len()).sum();
         let keys = runs.iter().map(|r| r.postings.len()).max().unwrap_or(0);
         let mut merged = Postings::with_capacity(keys, size);
@@ -159,6 +158,46 @@ impl Run {
     }
 }
 
+/// Sorts `pairs` by hash, stably, with a least-significant-digit radix sort through
+/// `scratch` (kept between calls, so its pages stay mapped). The comparison sort it replaces
+/// was a twentieth of a line's ingest cost; the hashes are uniform, so every pass is a
+/// straight scatter.
+fn sort_by_hash(pairs: &mut Vec<(u64, u32)>, scratch: &mut Vec<(u64, u32)>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    const PASSES: usize = 64usize.div_ceil(BITS as usize);
+    let digit = |hash: u64, pass: usize| ((hash >> (pass as u32 * BITS)) as usize) & (BUCKETS - 1);
+    if pairs.len() < 256 {
+        pairs.sort_by_key(|(hash, _)| *hash);
+        return;
+    }
+    let mut counts = vec![[0u32; BUCKETS]; PASSES];
+    for (hash, _) in pairs.iter() {
+        for (pass, count) in counts.iter_mut().enumerate() {
+            count[digit(*hash, pass)] += 1;
+        }
+    }
+    scratch.clear();
+    scratch.resize(pairs.len(), (0, 0));
+    for (pass, count) in counts.iter().enumerate() {
+        if count.iter().any(|c| *c as usize == pairs.len()) {
+            continue;
+        }
+        let mut next = [0u32; BUCKETS];
+        let mut total = 0;
+        for (bucket, c) in count.iter().enumerate() {
+            next[bucket] = total;
+            total += c;
+        }
+        for pair in pairs.iter() {
+            let bucket = digit(pair.0, pass);
+            scratch[next[bucket] as usize] = *pair;
+            next[bucket] += 1;
+        }
+        std::mem::swap(pairs, scratch);
+    }
+}
+
 /// The head's index is keyed by the 64-bit [`hash64`] of each key, so indexing a line
 /// allocates nothing. Two keys of one head sharing a hash (odds about n²/2⁶⁵, 3·10⁻⁸ for a
 /// million distinct keys) would make the index answer for both; a search still verifies
@@ -173,12 +212,17 @@ pub(crate) struct Head {
     rows: Vec<(u32, u32, u32)>,
     /// Oldest rows first; see [`Run`].
     runs: Vec<Run>,
-    /// The text of presence and stream-label keys, for listings; recorded the first time a
-    /// key is seen. Field-value keys are listed from the rows (most are unique ids).
+    /// The text of stream-label keys, for listings; recorded the first time a key is seen.
+    /// Field-value keys are listed from the rows (most are unique ids).
     texts: KeyMap<Box<str>>,
+    /// Each presence key's text and rows. Most lines have the same few fields, so their
+    /// presence keys were a third of the pairs sorted into runs and merged; appended here
+    /// in row order, they are sorted already.
+    presence: KeyMap<(Box<str>, Vec<u32>)>,
     columns: ColumnsBuilder,
     buffer: Vec<u8>,
     pairs: Vec<(u64, u32)>,
+    scratch: Vec<(u64, u32)>,
     min_ts: i64,
     max_ts: i64,
     bytes: usize,
@@ -198,16 +242,28 @@ impl Head {
         let mut buffer = std::mem::take(&mut self.buffer);
         let mut pairs = std::mem::take(&mut self.pairs);
         pairs.clear();
+        let mut presence_rows = 0;
         for (stored, (start, len)) in lines.iter().zip(&records.payloads) {
             let row = u32::try_from(self.rows.len()).unwrap_or(u32::MAX);
-            let texts = &mut self.texts;
+            let (texts, presence) = (&mut self.texts, &mut self.presence);
             visit_keys(&stored.entry, &mut buffer, |key, kind| {
                 let hash = hash64(key);
-                if kind != KeyKind::Label {
-                    pairs.push((hash, row));
-                }
-                if kind != KeyKind::Value && !texts.contains_key(&hash) {
-                    texts.insert(hash, String::from_utf8_lossy(key).into());
+                match kind {
+                    KeyKind::Value => pairs.push((hash, row)),
+                    KeyKind::Presence => {
+                        let (_, rows) =
+                            presence.entry(hash).or_insert_with(|| (String::from_utf8_lossy(key).into(), Vec::new()));
+                        // A free-form field named like a model field visits its key twice.
+                        if rows.last() != Some(&row) {
+                            rows.push(row);
+                            presence_rows += 1;
+                        }
+                    }
+                    KeyKind::Label => {
+                        if !texts.contains_key(&hash) {
+                            texts.insert(hash, String::from_utf8_lossy(key).into());
+                        }
+                    }
                 }
             });
             self.columns.push(stored);
@@ -216,10 +272,10 @@ impl Head {
             self.max_ts = self.max_ts.max(ts);
             self.rows.push((chunk, *start, *len));
         }
-        self.bytes += records.bytes.len() + pairs.len() * 4;
+        self.bytes += records.bytes.len() + (pairs.len() + presence_rows) * 4;
         self.chunks.push(records.bytes);
         if !pairs.is_empty() {
-            self.runs.push(Run::from_pairs(&mut pairs));
+            self.runs.push(Run::from_pairs(&mut pairs, &mut self.scratch));
             self.compact();
         }
         self.buffer = buffer;
@@ -235,7 +291,8 @@ impl Head {
                 return;
             }
             let from = self.runs.len() - same;
-            let merged = Run::merge(&self.runs[from..], level.saturating_add(1));
+            let runs: Vec<&Run> = self.runs[from..].iter().collect();
+            let merged = Run::merge(&runs, level.saturating_add(1));
             self.runs.truncate(from);
             self.runs.push(merged);
         }
@@ -285,14 +342,14 @@ impl Head {
                     (u32::try_from(part).unwrap_or(u32::MAX), u32::try_from(segment_row).unwrap_or(u32::MAX));
             }
         }
-        let merged;
-        let all = match self.runs.as_slice() {
-            [one] => one,
-            runs => {
-                merged = Run::merge(runs, 0);
-                &merged
-            }
-        };
+        let mut presence: Vec<(&u64, &(Box<str>, Vec<u32>))> = self.presence.iter().collect();
+        presence.sort_unstable_by_key(|(key, _)| **key);
+        let mut presence_run = Run { level: 0, postings: Postings::with_capacity(presence.len(), 0) };
+        for (key, (_, rows)) in presence {
+            presence_run.postings.push(*key, rows);
+        }
+        let runs: Vec<&Run> = self.runs.iter().chain([&presence_run]).collect();
+        let all = &Run::merge(&runs, 0);
         let mut postings: Vec<Postings> = parts
             .iter()
             .map(|rows| {
@@ -350,6 +407,14 @@ impl Partition for Head {
         for run in &self.runs {
             rows.extend_from_slice(run.postings.get(hash));
         }
+        if let Some((_, present)) = self.presence.get(&hash) {
+            rows.extend_from_slice(present);
+            if rows.len() > present.len() {
+                // Another key shares the hash: keep the rows ascending.
+                rows.sort_unstable();
+                rows.dedup();
+            }
+        }
         Ok(rows)
     }
 
@@ -376,7 +441,9 @@ impl Partition for Head {
     fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
         let model = crate::partition::model_keys_with_prefix(&self.columns.columns, prefix);
         if !prefix.starts_with("f\u{0}") {
-            let texts = self.texts.values().filter(|t| t.starts_with(prefix)).map(|t| t.to_string());
+            let labels = self.texts.values();
+            let present = self.presence.values().map(|(text, _)| text);
+            let texts = labels.chain(present).filter(|t| t.starts_with(prefix)).map(|t| t.to_string());
             let keys: BTreeSet<String> = texts.chain(model).collect();
             return Ok(keys.into_iter().collect());
         }
@@ -402,6 +469,39 @@ mod tests {
 
     use super::*;
     use crate::partition::index_keys;
+
+    #[test]
+    fn the_radix_sort_orders_like_a_stable_sort_by_hash() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut scratch = Vec::new();
+        for size in [0, 1, 255, 256, 257, 5_000, 70_000] {
+            // Hot keys (a few hashes repeated), hashes differing only in their top or bottom
+            // bits, and random ones, in row order as the head makes them.
+            let hot: Vec<u64> = (0..5).map(|_| next()).collect();
+            let pairs: Vec<(u64, u32)> = (0..size as u32)
+                .map(|row| {
+                    let hash = match next() % 4 {
+                        0 => hot[(next() % 5) as usize],
+                        1 => next() & 0xff,
+                        2 => next() << 56,
+                        _ => next(),
+                    };
+                    (hash, row)
+                })
+                .collect();
+            let mut want = pairs.clone();
+            want.sort_by_key(|(hash, _)| *hash);
+            let mut got = pairs;
+            sort_by_hash(&mut got, &mut scratch);
+            assert_eq!(got, want, "{size} pairs");
+        }
+    }
 
     /// Batches of 1 to 37 lines make runs of every level (8 level-0 runs merge into one of
     /// level 1, and so on); every key's postings must still be every row that has it, in order.

@@ -241,7 +241,8 @@ pub(super) fn write(
 
     // Value columns: the optional model fields, then the free-form fields that enough rows
     // have (see COLUMN_MIN_SHARE), sorted by name; a row's other fields are kept together.
-    let columned = free_form_columns(rows)?;
+    let views: Vec<RowView> = rows.iter().map(|row| view(row)).collect::<Result<_, _>>()?;
+    let columned = free_form_columns(&views);
     let mut by_column: Vec<(&str, usize)> = columned.iter().map(|(name, column)| (*name, *column)).collect();
     by_column.sort_unstable_by_key(|(_, column)| *column);
     let mut builders: Vec<ColumnBuilder> = OPTIONAL_FIELDS
@@ -251,8 +252,7 @@ pub(super) fn write(
         .map(|name| ColumnBuilder::new(name.to_string(), rows.len()))
         .collect();
     let mut other_names: std::collections::BTreeSet<&str> = Default::default();
-    for (at, row) in rows.iter().enumerate() {
-        let row = view(row)?;
+    for (at, row) in views.iter().enumerate() {
         for (builder, value) in builders.iter_mut().zip(row.optional) {
             builder.add(at, value);
         }
@@ -271,16 +271,15 @@ pub(super) fn write(
     let other_fields = !other_names.is_empty();
 
     let mut raw_blocks = Vec::with_capacity(rows.len().div_ceil(ROWS_PER_BLOCK));
-    for chunk in rows.chunks(ROWS_PER_BLOCK) {
-        let chunk: Vec<RowView> = chunk.iter().map(|row| view(row)).collect::<Result<_, _>>()?;
+    for chunk in views.chunks(ROWS_PER_BLOCK) {
         let mut raw = Vec::with_capacity(chunk.len() * 128);
         for (column, builder) in builders.iter().enumerate().filter(|(_, b)| b.plain) {
-            for row in &chunk {
+            for row in chunk {
                 value_of(row, column, &builder.name, &mut raw);
             }
         }
         if other_fields {
-            for row in &chunk {
+            for row in chunk {
                 let others = || row.fields().filter(|(name, _)| !columned.contains_key(name));
                 put_varint(&mut raw, others().count() as u64);
                 for (name, value) in others() {
@@ -289,7 +288,7 @@ pub(super) fn write(
                 }
             }
         }
-        for row in &chunk {
+        for row in chunk {
             put_bytes(&mut raw, row.message);
         }
         raw_blocks.push(raw);
@@ -414,10 +413,10 @@ pub(super) fn write(
 /// The free-form fields that get value columns, with their column index (after the optional
 /// model fields, in name order): those that at least one row in [`COLUMN_MIN_SHARE`] has,
 /// the [`MAX_FREE_FORM_COLUMNS`] most frequent of them.
-fn free_form_columns<'a>(rows: &[&'a [u8]]) -> Result<HashMap<&'a str, usize>, Error> {
+fn free_form_columns<'a>(rows: &[RowView<'a>]) -> HashMap<&'a str, usize> {
     let mut counts: HashMap<&str, usize, std::hash::BuildHasherDefault<crate::head::KeyHasher>> = HashMap::default();
     for row in rows {
-        for (name, _) in view(row)?.fields() {
+        for (name, _) in row.fields() {
             *counts.entry(name).or_default() += 1;
         }
     }
@@ -427,7 +426,7 @@ fn free_form_columns<'a>(rows: &[&'a [u8]]) -> Result<HashMap<&'a str, usize>, E
     frequent.truncate(MAX_FREE_FORM_COLUMNS);
     let mut names: Vec<&str> = frequent.into_iter().map(|(name, _)| name).collect();
     names.sort_unstable();
-    Ok(names.into_iter().enumerate().map(|(i, name)| (name, OPTIONAL_FIELDS.len() + i)).collect())
+    names.into_iter().enumerate().map(|(i, name)| (name, OPTIONAL_FIELDS.len() + i)).collect()
 }
 
 fn view(row: &[u8]) -> Result<RowView<'_>, Error> {
