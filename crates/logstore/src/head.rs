@@ -198,6 +198,9 @@ fn sort_by_hash(pairs: &mut Vec<(u64, u32)>, scratch: &mut Vec<(u64, u32)>) {
     }
 }
 
+/// A presence key's text and rows.
+type Present = (Box<str>, Vec<u32>);
+
 /// The head's index is keyed by the 64-bit [`hash64`] of each key, so indexing a line
 /// allocates nothing. Two keys of one head sharing a hash (odds about n²/2⁶⁵, 3·10⁻⁸ for a
 /// million distinct keys) would make the index answer for both; a search still verifies
@@ -218,7 +221,7 @@ pub(crate) struct Head {
     /// Each presence key's text and rows. Most lines have the same few fields, so their
     /// presence keys were a third of the pairs sorted into runs and merged; appended here
     /// in row order, they are sorted already.
-    presence: KeyMap<(Box<str>, Vec<u32>)>,
+    presence: KeyMap<Present>,
     columns: ColumnsBuilder,
     buffer: Vec<u8>,
     pairs: Vec<(u64, u32)>,
@@ -260,9 +263,7 @@ impl Head {
                         }
                     }
                     KeyKind::Label => {
-                        if !texts.contains_key(&hash) {
-                            texts.insert(hash, String::from_utf8_lossy(key).into());
-                        }
+                        texts.entry(hash).or_insert_with(|| String::from_utf8_lossy(key).into());
                     }
                 }
             });
@@ -342,7 +343,7 @@ impl Head {
                     (u32::try_from(part).unwrap_or(u32::MAX), u32::try_from(segment_row).unwrap_or(u32::MAX));
             }
         }
-        let mut presence: Vec<(&u64, &(Box<str>, Vec<u32>))> = self.presence.iter().collect();
+        let mut presence: Vec<(&u64, &Present)> = self.presence.iter().collect();
         presence.sort_unstable_by_key(|(key, _)| **key);
         let mut presence_run = Run { level: 0, postings: Postings::with_capacity(presence.len(), 0) };
         for (key, (_, rows)) in presence {
