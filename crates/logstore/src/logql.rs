@@ -722,89 +722,158 @@ pub fn select_logs(store: &LogStore, query: &LogQuery, range: Range) -> Result<V
 pub fn evaluate_metric(store: &LogStore, query: &MetricQuery, range: Range) -> Result<Vec<Series>, LogqlError> {
     match query {
         MetricQuery::Range { function, query, range_ms, quantile, grouping } => {
-            let from = range.start - range_ms + 1;
-            let to = range.end.saturating_add(1);
-            let unwrapped = query.unwraps();
             let keep = |name: &str| {
                 grouping.as_ref().is_none_or(|(names, without)| names.iter().any(|n| n == name) != *without)
             };
-            let store_error = |e: crate::Error| LogqlError::Store(e.to_string());
             // Counts and sums need only each window's total, so lines are binned; the other
             // functions read every window's samples.
+            let unwrapped = query.unwraps();
             let mut sampler = Sampler::new(range, *range_ms, !unwrapped);
-            let mut decoded = 0usize;
-            let mut read = 0usize;
-            if query.stages.is_empty() {
-                // A bare selector reads only labels and message lengths, which segments keep
-                // in memory: no line is decoded where they do.
-                // Stream labels first, in name order: the order of a label map, so `Sampler::add`
-                // can compare them with its groups' labels.
-                let mut fields: Vec<&str> = STREAM_LABELS.to_vec();
-                fields.sort_unstable();
-                let labelled = fields.len();
-                for matcher in &query.matchers {
-                    if !fields.contains(&matcher.name.as_str()) {
-                        fields.push(&matcher.name);
-                    }
-                }
-                let at: Vec<usize> =
-                    query.matchers.iter().map(|m| fields.iter().position(|f| *f == m.name).unwrap_or(0)).collect();
-                store
-                    .scan_fields(&query.prefilter(), from, to, &fields, |line| {
-                        read += 1;
-                        decoded += usize::from(line.decoded);
-                        if decoded > MAX_SCANNED_LINES || read > MAX_COLUMN_LINES {
-                            return false;
-                        }
-                        let selected = query
-                            .matchers
-                            .iter()
-                            .zip(&at)
-                            .all(|(matcher, at)| matcher.matches(line.texts[*at].unwrap_or_default()));
-                        if selected {
-                            let labels = fields[..labelled]
-                                .iter()
-                                .zip(line.texts)
-                                .filter_map(|(name, text)| Some((*name, (*text)?)))
-                                .filter(|(name, _)| keep(name));
-                            sampler.add(labels, line.timestamp, line.id, f64::from(line.message_bytes));
-                        }
-                        true
-                    })
-                    .map_err(store_error)?;
-            } else {
-                store
-                    .scan_each(&query.prefilter(), from, to, |stored| {
-                        read += 1;
-                        decoded += 1;
-                        if decoded > MAX_SCANNED_LINES {
-                            return false;
-                        }
-                        if let Some((labels, line, value)) = query.run(&stored.entry) {
-                            let sample = value.unwrap_or(line.len() as f64);
-                            let labels = labels.iter().map(|(n, v)| (n.as_str(), v.as_str())).filter(|(n, _)| keep(n));
-                            sampler.add(labels, stored.entry.timestamp.as_millis(), stored.id, sample);
-                        }
-                        true
-                    })
-                    .map_err(store_error)?;
-            }
-            if decoded > MAX_SCANNED_LINES {
-                return Err(LogqlError::Limit(format!(
-                    "the query would decode more than {MAX_SCANNED_LINES} lines; narrow the selector or the range"
-                )));
-            }
-            if read > MAX_COLUMN_LINES {
-                return Err(LogqlError::Limit(format!(
-                    "the query would read more than {MAX_COLUMN_LINES} lines; narrow the selector or the range"
-                )));
-            }
+            let from = range.start - range_ms + 1;
+            each_selected(store, query, from, range.end.saturating_add(1), &keep, |labels, ts, id, value| {
+                sampler.add(labels, ts, id, value);
+            })?;
             sampler.series(*function, unwrapped, *quantile)
         }
         MetricQuery::Aggregate { op, by, without, k, inner } => {
             let inner = evaluate_metric(store, inner, range)?;
             Ok(aggregate(*op, by, *without, *k, inner))
         }
+    }
+}
+
+/// Calls `visit` with the labels, time, id and sample value (the unwrapped value, or the
+/// output line's length) of every line `query` keeps in `[from, to)`, labels limited to those
+/// `keep` accepts, in no particular order.
+///
+/// A bare selector reads only stream labels, the fields its matchers name and message
+/// lengths, which format 2 segments hold in memory: no line is decoded where they do
+/// ([`LogStore::scan_fields`]). Decoded lines count against [`MAX_SCANNED_LINES`], lines read
+/// from columns against [`MAX_COLUMN_LINES`].
+fn each_selected(
+    store: &LogStore,
+    query: &LogQuery,
+    from: i64,
+    to: i64,
+    keep: &dyn Fn(&str) -> bool,
+    mut visit: impl FnMut(&[(&str, &str)], i64, u64, f64),
+) -> Result<(), LogqlError> {
+    let store_error = |e: crate::Error| LogqlError::Store(e.to_string());
+    let (mut decoded, mut read) = (0usize, 0usize);
+    if query.stages.is_empty() {
+        // Stream labels first, in name order (a label map's order, which `LabelSets`
+        // compares in), then the other fields the matchers name.
+        let mut fields: Vec<&str> = STREAM_LABELS.to_vec();
+        fields.sort_unstable();
+        let labelled = fields.len();
+        for matcher in &query.matchers {
+            if !fields.contains(&matcher.name.as_str()) {
+                fields.push(&matcher.name);
+            }
+        }
+        let at: Vec<usize> =
+            query.matchers.iter().map(|m| fields.iter().position(|f| *f == m.name).unwrap_or(0)).collect();
+        store
+            .scan_fields(&query.prefilter(), from, to, &fields, |line| {
+                read += 1;
+                decoded += usize::from(line.decoded);
+                if decoded > MAX_SCANNED_LINES || read > MAX_COLUMN_LINES {
+                    return false;
+                }
+                let selected =
+                    query.matchers.iter().zip(&at).all(|(m, at)| m.matches(line.texts[*at].unwrap_or_default()));
+                if selected {
+                    let mut labels = [("", ""); STREAM_LABELS.len()];
+                    let mut count = 0;
+                    for (name, text) in fields[..labelled].iter().zip(line.texts) {
+                        if let Some(text) = text.filter(|_| keep(name)) {
+                            labels[count] = (name, text);
+                            count += 1;
+                        }
+                    }
+                    visit(&labels[..count], line.timestamp, line.id, f64::from(line.message_bytes));
+                }
+                true
+            })
+            .map_err(store_error)?;
+    } else {
+        store
+            .scan_each(&query.prefilter(), from, to, |stored| {
+                decoded += 1;
+                if decoded > MAX_SCANNED_LINES {
+                    return false;
+                }
+                if let Some((labels, line, value)) = query.run(&stored.entry) {
+                    let labels: Vec<(&str, &str)> =
+                        labels.iter().map(|(n, v)| (n.as_str(), v.as_str())).filter(|(n, _)| keep(n)).collect();
+                    let sample = value.unwrap_or(line.len() as f64);
+                    visit(&labels, stored.entry.timestamp.as_millis(), stored.id, sample);
+                }
+                true
+            })
+            .map_err(store_error)?;
+    }
+    if decoded > MAX_SCANNED_LINES {
+        return Err(LogqlError::Limit(format!(
+            "the query would decode more than {MAX_SCANNED_LINES} lines; narrow the selector or the range"
+        )));
+    }
+    if read > MAX_COLUMN_LINES {
+        return Err(LogqlError::Limit(format!(
+            "the query would read more than {MAX_COLUMN_LINES} lines; narrow the selector or the range"
+        )));
+    }
+    Ok(())
+}
+
+/// What a log query selects in a range, without the lines: Loki's `/series` and
+/// `/index/stats`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selected {
+    /// The distinct label sets, sorted.
+    pub streams: Vec<Labels>,
+    pub lines: u64,
+    /// Bytes of the output lines (the messages, for a bare selector).
+    pub bytes: u64,
+}
+
+/// Every stream `query` selects in `[start, end]`, with its lines and bytes counted.
+pub fn selected(store: &LogStore, query: &LogQuery, start: i64, end: i64) -> Result<Selected, LogqlError> {
+    let mut sets = LabelSets::default();
+    let (mut lines, mut bytes) = (0u64, 0f64);
+    each_selected(store, query, start, end.saturating_add(1), &|_| true, |labels, _, _, value| {
+        sets.position(labels);
+        lines += 1;
+        bytes += value;
+    })?;
+    let mut streams = sets.labels;
+    streams.sort();
+    Ok(Selected { streams, lines, bytes: bytes as u64 })
+}
+
+/// Distinct label sets, each found by its pairs without building a label map per line.
+#[derive(Default)]
+struct LabelSets {
+    labels: Vec<Labels>,
+    /// Positions by the hash of their label values (lines of one query mostly share their
+    /// label names; sets that differ only in names are told apart by comparing them).
+    by_hash: KeyMap<Vec<usize>>,
+}
+
+impl LabelSets {
+    /// The position of `pairs` (sorted by name), added if new.
+    fn position(&mut self, pairs: &[(&str, &str)]) -> usize {
+        let hash = pairs.iter().fold(0u64, |h, (_, text)| h.rotate_left(5) ^ hash64(text.as_bytes()));
+        let candidates = self.by_hash.entry(hash).or_default();
+        let same = |have: &Labels| {
+            have.len() == pairs.len() && have.iter().zip(pairs).all(|((n, v), (name, text))| n == name && v == text)
+        };
+        if let Some(position) = candidates.iter().find(|at| same(&self.labels[**at])) {
+            return *position;
+        }
+        self.labels.push(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect());
+        candidates.push(self.labels.len() - 1);
+        self.labels.len() - 1
     }
 }
 
@@ -815,10 +884,9 @@ struct Sampler {
     /// Every step's window start and end, sorted: lines between two neighbours fall into
     /// exactly the same windows, so counts and sums per such interval give every window's.
     bounds: Vec<i64>,
-    groups: Vec<(Labels, Samples)>,
-    /// Group positions by the hash of their labels, so a line finds its group without
-    /// building its label map.
-    by_hash: KeyMap<Vec<usize>>,
+    groups: LabelSets,
+    /// Per group (by its position in `groups`).
+    samples: Vec<Samples>,
     binned: bool,
 }
 
@@ -835,30 +903,15 @@ impl Sampler {
             if binned { steps(range).flat_map(|t| [t - range_ms, t]).collect() } else { Vec::new() };
         bounds.sort_unstable();
         bounds.dedup();
-        Sampler { range, range_ms, bounds, groups: Vec::new(), by_hash: KeyMap::default(), binned }
+        Sampler { range, range_ms, bounds, groups: LabelSets::default(), samples: Vec::new(), binned }
     }
 
-    fn add<'l>(&mut self, labels: impl Iterator<Item = (&'l str, &'l str)> + Clone, ts: i64, id: u64, value: f64) {
-        // The label values alone: lines of one query mostly share their label names, and
-        // groups that differ only in names are told apart by the comparison below.
-        let hash = labels.clone().fold(0u64, |h, (_, text)| h.rotate_left(5) ^ hash64(text.as_bytes()));
-        let candidates = self.by_hash.entry(hash).or_default();
-        let same = |have: &Labels| {
-            let mut wanted = labels.clone();
-            have.iter().all(|(n, v)| wanted.next().is_some_and(|(name, text)| n == name && v == text))
-                && wanted.next().is_none()
-        };
-        let group = match candidates.iter().find(|g| same(&self.groups[**g].0)) {
-            Some(group) => *group,
-            None => {
-                let owned: Labels = labels.map(|(n, v)| (n.to_string(), v.to_string())).collect();
-                let samples = if self.binned { Samples::Bins(Vec::new()) } else { Samples::Lines(Vec::new()) };
-                self.groups.push((owned, samples));
-                candidates.push(self.groups.len() - 1);
-                self.groups.len() - 1
-            }
-        };
-        match &mut self.groups[group].1 {
+    fn add(&mut self, labels: &[(&str, &str)], ts: i64, id: u64, value: f64) {
+        let group = self.groups.position(labels);
+        if group == self.samples.len() {
+            self.samples.push(if self.binned { Samples::Bins(Vec::new()) } else { Samples::Lines(Vec::new()) });
+        }
+        match &mut self.samples[group] {
             Samples::Bins(bins) => {
                 let interval = u32::try_from(self.bounds.partition_point(|b| *b < ts)).unwrap_or(u32::MAX);
                 match bins.last_mut() {
@@ -885,7 +938,7 @@ impl Sampler {
         };
         let mut window_samples = 0usize;
         let mut out = Vec::new();
-        for (labels, samples) in self.groups {
+        for (labels, samples) in self.groups.labels.into_iter().zip(self.samples) {
             let mut points = Vec::new();
             match samples {
                 Samples::Bins(mut bins) => {
@@ -1529,6 +1582,34 @@ mod tests {
                 assert_eq!(got, want as f64, "{bare}");
             }
         }
+    }
+
+    /// `/series` and `/index/stats` see every stream of the range, however few and old its
+    /// lines (they once read only the newest 10,000 lines), with exact line and byte counts.
+    #[test]
+    fn selected_streams_include_the_oldest_and_count_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path(), crate::Options::default()).unwrap();
+        let lines: Vec<LogEntry> = (0..30_000i64)
+            .map(|i| {
+                let mut entry = LogEntry::new(Timestamp(1_000_000 + i), Level::Info, format!("line {i}"));
+                entry.service = Some(if i < 3 { "rare".into() } else { format!("svc-{}", i % 4) });
+                entry.fields.insert("job".into(), serde_json::json!("varlogs"));
+                entry
+            })
+            .collect();
+        store.append(lines[..20_000].to_vec()).unwrap();
+        store.flush().unwrap();
+        store.append(lines[20_000..].to_vec()).unwrap();
+        let LogqlQuery::Log(query) = LogqlQuery::parse(r#"{job="varlogs"}"#).unwrap() else { panic!() };
+        let all = selected(&store, &query, 0, 2_000_000).unwrap();
+        let services: Vec<&str> = all.streams.iter().filter_map(|l| l.get("service").map(String::as_str)).collect();
+        assert_eq!(services, ["rare", "svc-0", "svc-1", "svc-2", "svc-3"]);
+        assert_eq!(all.lines, 30_000);
+        assert_eq!(all.bytes, lines.iter().map(|e| e.message.len() as u64).sum::<u64>());
+        let LogqlQuery::Log(rare) = LogqlQuery::parse(r#"{service="rare"} != "line 1""#).unwrap() else { panic!() };
+        let rare = selected(&store, &rare, 0, 2_000_000).unwrap();
+        assert_eq!((rare.streams.len(), rare.lines, rare.bytes), (1, 2, 12), "a pipeline decodes: lines 0 and 2");
     }
 
     #[test]

@@ -74,6 +74,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/loki/api/v1/labels", "viewer"),
     ("GET", "/loki/api/v1/label/{name}/values", "viewer"),
     ("GET", "/loki/api/v1/series", "viewer"),
+    ("GET", "/loki/api/v1/index/stats", "viewer"),
     ("GET", "/loki/api/v1/tail", "viewer"),
     // Notifications (issue 7).
     ("GET", "/api/v1/channels", "admin"),

@@ -890,6 +890,16 @@ async fn grafana_style_loki_queries() {
     assert_eq!(status, 200, "{series}");
     assert_eq!(series["data"].as_array().unwrap().len(), 2, "one stream per level: {series}");
 
+    // Grafana's query-size estimate.
+    let range = vec![("query", r#"{service="search"}"#.into()), ("start", start.to_string()), ("end", end.to_string())];
+    let (status, stats) = loki("/loki/api/v1/index/stats", range).await;
+    assert_eq!(status, 200, "{stats}");
+    let bytes: usize =
+        (0..60).filter(|i| i % 2 == 1).map(|i| format!("handled request {i} in {}ms", i * 10).len()).sum();
+    assert_eq!(stats, json!({"streams": 2, "chunks": 2, "entries": 30, "bytes": bytes}));
+    let (status, _) = loki("/loki/api/v1/index/stats", vec![("query", "count_over_time({a=\"b\"}[1m])".into())]).await;
+    assert_eq!(status, 400, "a metric query is not a selector");
+
     let (status, error) = loki("/loki/api/v1/query_range", vec![("query", r#"{service="x""#.into())]).await;
     assert_eq!(status, 400);
     assert!(error.to_string().contains("position"), "{error}");

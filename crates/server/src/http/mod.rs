@@ -115,6 +115,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi, RouteTable) 
         .add(Access::Viewer, routes!(loki::labels))
         .add(Access::Viewer, routes!(loki::label_values))
         .add(Access::Viewer, routes!(loki::series))
+        .add(Access::Viewer, routes!(loki::index_stats))
         .add(Access::Viewer, routes!(loki::tail))
         // Notifications (crates/notify).
         .add(Access::Admin, routes!(notify::list_channels, notify::create_channel))

@@ -280,7 +280,8 @@ pub async fn label_values(State(app): State<AppState>, Path(name): Path<String>)
     }
 }
 
-/// Streams (label sets) matching a selector in the range.
+/// Streams (label sets) matching a selector in the range: every one, however many lines it
+/// has (read from segment columns where they hold the labels).
 #[utoipa::path(get, path = "/loki/api/v1/series", tag = "loki", params(LokiParams), responses(
     (status = 200, description = "{status, data: [{label: value}, …]}", body = Object),
     (status = 400, description = "No or an invalid selector", body = String),
@@ -289,25 +290,51 @@ pub async fn series(State(app): State<AppState>, Query(params): Query<LokiParams
     let Some(selector) = params.matches.clone().or(params.query.clone()) else {
         return loki_error(StatusCode::BAD_REQUEST, "match[] is required, like match[]={service=\"api\"}");
     };
-    let query = match LogqlQuery::parse(&selector) {
-        Ok(LogqlQuery::Log(query)) => query,
-        Ok(LogqlQuery::Metric(_)) => return loki_error(StatusCode::BAD_REQUEST, "match[] must be a stream selector"),
-        Err(error) => return logql_error(error),
-    };
-    let now = Timestamp::now().as_millis();
-    let (start, end) = match span_params(&params, now) {
-        Ok(span) => span,
-        Err(message) => return loki_error(StatusCode::BAD_REQUEST, message),
-    };
-    let range = Range { start, end, step: 1000, limit: 10_000, backward: true };
-    let store = app.logs.store.clone();
-    match tokio::task::spawn_blocking(move || logql::select_logs(&store, &query, range)).await {
-        Ok(Ok(streams)) => {
-            let data: Vec<Value> = streams.into_iter().map(|s| json!(s.labels)).collect();
+    match selected(&app, &selector, &params).await {
+        Ok(selected) => {
+            let data: Vec<Value> = selected.streams.into_iter().map(|labels| json!(labels)).collect();
             axum::Json(json!({"status": "success", "data": data})).into_response()
         }
-        Ok(Err(error)) => logql_error(error),
-        Err(error) => loki_error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        Err(response) => response,
+    }
+}
+
+/// What a query would read, for Grafana's query-size estimate: Loki's `index/stats`.
+/// hubmon has no chunks; each stream counts as one.
+#[utoipa::path(get, path = "/loki/api/v1/index/stats", tag = "loki", params(LokiParams), responses(
+    (status = 200, description = "{streams, chunks, entries, bytes}", body = Object),
+    (status = 400, description = "No or an invalid selector", body = String),
+))]
+pub async fn index_stats(State(app): State<AppState>, Query(params): Query<LokiParams>) -> Response {
+    let Some(selector) = params.query.clone().or(params.matches.clone()) else {
+        return loki_error(StatusCode::BAD_REQUEST, "query is required, like query={service=\"api\"}");
+    };
+    match selected(&app, &selector, &params).await {
+        Ok(selected) => axum::Json(json!({
+            "streams": selected.streams.len(),
+            "chunks": selected.streams.len(),
+            "entries": selected.lines,
+            "bytes": selected.bytes,
+        }))
+        .into_response(),
+        Err(response) => response,
+    }
+}
+
+/// The streams, lines and bytes a log query selects over the request's `start`..`end`.
+async fn selected(app: &AppState, selector: &str, params: &LokiParams) -> Result<logql::Selected, Response> {
+    let query = match LogqlQuery::parse(selector) {
+        Ok(LogqlQuery::Log(query)) => query,
+        Ok(LogqlQuery::Metric(_)) => return Err(loki_error(StatusCode::BAD_REQUEST, "expected a stream selector")),
+        Err(error) => return Err(logql_error(error)),
+    };
+    let (start, end) =
+        span_params(params, Timestamp::now().as_millis()).map_err(|m| loki_error(StatusCode::BAD_REQUEST, m))?;
+    let store = app.logs.store.clone();
+    match tokio::task::spawn_blocking(move || logql::selected(&store, &query, start, end)).await {
+        Ok(Ok(selected)) => Ok(selected),
+        Ok(Err(error)) => Err(logql_error(error)),
+        Err(error) => Err(loki_error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())),
     }
 }
 
