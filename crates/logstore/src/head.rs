@@ -427,6 +427,12 @@ impl Partition for Head {
         self.decode(row).map(Arc::new)
     }
 
+    fn message(&self, row: u32) -> Result<String, Error> {
+        let view = codec::RowView::parse(self.payload(row)?);
+        let message = view.and_then(|view| std::str::from_utf8(view.message).ok().map(str::to_string));
+        message.ok_or(Error::Corrupt(format!("head row {row} does not decode")))
+    }
+
     fn min_ts(&self) -> i64 {
         self.min_ts
     }

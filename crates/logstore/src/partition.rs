@@ -82,6 +82,10 @@ pub(crate) trait Partition: Send + Sync {
     }
     fn columns(&self) -> &Columns;
     fn entry(&self, row: u32) -> Result<Arc<StoredEntry>, Error>;
+    /// Row `row`'s message, without the rest of the line where the partition can.
+    fn message(&self, row: u32) -> Result<String, Error> {
+        Ok(self.entry(row)?.entry.message.clone())
+    }
     fn min_ts(&self) -> i64;
     fn max_ts(&self) -> i64;
     /// Whether rows are in (timestamp, id) order, so the last rows are the newest.

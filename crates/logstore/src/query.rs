@@ -102,6 +102,30 @@ impl Expr {
         }
     }
 
+    /// Whether only the message decides the expression (words and phrases), so a line's
+    /// message alone answers [`Expr::matches_message`].
+    pub fn reads_only_message(&self) -> bool {
+        match self {
+            Expr::All | Expr::Is(Predicate::Text(_)) => true,
+            Expr::And(parts) | Expr::Or(parts) => parts.iter().all(Expr::reads_only_message),
+            Expr::Not(inner) => inner.reads_only_message(),
+            Expr::Is(_) => false,
+        }
+    }
+
+    /// [`Expr::matches`] of a line with this message, for an expression that
+    /// [reads only the message](Expr::reads_only_message) (any other predicate is `false`).
+    pub fn matches_message(&self, message: &str) -> bool {
+        match self {
+            Expr::All => true,
+            Expr::And(parts) => parts.iter().all(|p| p.matches_message(message)),
+            Expr::Or(parts) => parts.iter().any(|p| p.matches_message(message)),
+            Expr::Not(inner) => !inner.matches_message(message),
+            Expr::Is(Predicate::Text(term)) => text::contains_term(message, term),
+            Expr::Is(_) => false,
+        }
+    }
+
     /// The words and phrases that count for highlighting (not those under a negation).
     pub fn highlight_terms(&self) -> Vec<String> {
         let mut out = Vec::new();

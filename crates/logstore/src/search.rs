@@ -7,7 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use hubmon_model::{Level, LogEntry};
 use serde::{Deserialize, Serialize};
@@ -246,16 +246,19 @@ fn union(lists: Vec<Vec<u32>>) -> Vec<u32> {
 /// Fewer candidates than this are read on the calling thread alone.
 const PARALLEL_MIN_ROWS: usize = 64;
 
-/// `keep` of each row's line, in the order of `rows`. Reading a candidate line (a block read
-/// and its decompression) is most of a selective search, so with many candidates the rows
-/// are split over the machine's cores (at most 4).
+/// `read` of each row, in the order of `rows`. Reading a candidate line (a block read and
+/// its decompression) is most of a selective search, so with many candidates the rows are
+/// split over the machine's cores (at most 4).
 fn check_rows<T: Send>(
-    part: &dyn Partition,
     rows: &[u32],
-    keep: impl Fn(Arc<StoredEntry>) -> Option<T> + Sync,
+    read: impl Fn(u32) -> Result<Option<T>, Error> + Sync,
 ) -> Result<Vec<Option<T>>, Error> {
-    let check = |rows: &[u32]| rows.iter().map(|&row| part.entry(row).map(&keep)).collect::<Result<Vec<_>, Error>>();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let check = |rows: &[u32]| rows.iter().map(|&row| read(row)).collect::<Result<Vec<_>, Error>>();
+    // Asked once: the standard library reads the cgroup files on every call, which cost a
+    // selective statistics request more than its candidates.
+    static THREADS: LazyLock<usize> =
+        LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(4));
+    let threads = *THREADS;
     if threads < 2 || rows.len() < PARALLEL_MIN_ROWS {
         return check(rows);
     }
@@ -312,7 +315,9 @@ pub(crate) fn search(parts: &[&dyn Partition], request: &SearchRequest) -> Resul
         'page: while !rows.is_empty() {
             let (window, rest) = rows.split_at((limit + 1 - found).max(PARALLEL_MIN_ROWS).min(rows.len()));
             rows = rest;
-            let checked = check_rows(*part, window, |stored| request.query.matches(&stored.entry).then_some(stored))?;
+            let checked = check_rows(window, |row| {
+                part.entry(row).map(|stored| request.query.matches(&stored.entry).then_some(stored))
+            })?;
             for (&row, stored) in window.iter().zip(checked) {
                 examined += 1;
                 if let Some(stored) = stored {
@@ -438,7 +443,14 @@ pub(crate) fn stats(parts: &[&dyn Partition], request: &StatsRequest) -> Result<
             .filter(|&row| (request.from..request.to).contains(&columns.timestamps[row as usize]))
             .collect();
         if !exact {
-            let checked = check_rows(*part, &rows, |stored| request.query.matches(&stored.entry).then_some(()))?;
+            // A count needs only whether each candidate matches: words and phrases are
+            // decided by the message alone, without building the whole line.
+            let query = &request.query;
+            let checked = if query.reads_only_message() {
+                check_rows(&rows, |row| part.message(row).map(|m| query.matches_message(&m).then_some(())))?
+            } else {
+                check_rows(&rows, |row| part.entry(row).map(|stored| query.matches(&stored.entry).then_some(())))?
+            };
             let mut matched = checked.into_iter();
             rows.retain(|_| matched.next().flatten().is_some());
         }

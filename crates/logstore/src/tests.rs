@@ -525,6 +525,10 @@ fn statistics_answered_from_columns_equal_those_of_the_head() {
         "category:API",
         "-status:<=300",
         "status:* -level:info",
+        // Words and phrases alone: decided from the message, not the whole line.
+        "\"connection refused\"",
+        "took -refused",
+        "(refused OR \"request 4\") took",
     ];
     let totals = |store: &LogStore| -> Vec<u64> {
         queries

@@ -148,6 +148,10 @@ impl Partition for Segment {
         self.inner().entry(row)
     }
 
+    fn message(&self, row: u32) -> Result<String, Error> {
+        self.inner().message(row)
+    }
+
     fn min_ts(&self) -> i64 {
         self.inner().min_ts()
     }

@@ -7,6 +7,7 @@
 //! text: a key whose hash another key of the segment shares is listed in `ambiguous`, so the
 //! search verifies its rows instead of trusting them.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
@@ -55,6 +56,8 @@ const COLUMN_MIN_SHARE: usize = 64;
 const MAX_FREE_FORM_COLUMNS: usize = 256;
 /// Decompressed row blocks kept for all open segments together (see [`BLOCK_CACHE`]).
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
+/// Term blocks are cached under these numbers and up, after the row blocks.
+const TERM_BLOCK_KEYS: usize = usize::MAX / 2;
 /// Decompression contexts kept per segment (one per thread a search uses, see `search`).
 const KEPT_DECOMPRESSORS: usize = 4;
 
@@ -872,11 +875,33 @@ impl Segment {
         self.coded.get(index)?.as_ref()
     }
 
-    fn read_term_block(&self, index: usize) -> Result<Vec<u8>, Error> {
+    /// Term block `index`, decompressed; kept in the block cache with the row blocks, since
+    /// every search reads the term blocks of its words again.
+    fn read_term_block(&self, index: usize) -> Result<Arc<Block>, Error> {
+        let key = (self.uid, TERM_BLOCK_KEYS + index);
+        if let Some(block) = BLOCK_CACHE.lock().get(key) {
+            return Ok(block);
+        }
         let &(_, offset, len, raw_len) =
             self.footer.terms.get(index).ok_or_else(|| self.corrupt(format!("no term block {index}")))?;
-        zstd::bulk::decompress(&self.read(offset, len)?, raw_len as usize)
-            .map_err(|e| self.corrupt(format!("term block {index}: {e}")))
+        let compressed = self.read(offset, len)?;
+        // One decompression context per thread: creating one per block cost more than
+        // decompressing the block.
+        thread_local! {
+            static TERMS: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+        }
+        let data = TERMS.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            let decompressor = match kept.as_mut() {
+                Some(decompressor) => decompressor,
+                None => kept.insert(zstd::bulk::Decompressor::new()?),
+            };
+            decompressor.decompress(&compressed, raw_len as usize)
+        });
+        let data = data.map_err(|e| self.corrupt(format!("term block {index}: {e}")))?;
+        let block = Arc::new(Block { data, starts: Vec::new() });
+        BLOCK_CACHE.lock().put(key, block.clone());
+        Ok(block)
     }
 }
 
@@ -929,8 +954,8 @@ impl Partition for Segment {
         if index == 0 {
             return Ok(Vec::new());
         }
-        let raw = self.read_term_block(index - 1)?;
-        let rows = find_postings(&raw, hash).ok_or_else(|| self.corrupt(format!("term block {}", index - 1)))?;
+        let terms = self.read_term_block(index - 1)?;
+        let rows = find_postings(&terms.data, hash).ok_or_else(|| self.corrupt(format!("term block {}", index - 1)))?;
         if rows.last().is_some_and(|r| *r >= self.footer.rows) {
             return Err(self.corrupt(format!("postings of {key:?} point past the last row")));
         }
@@ -986,6 +1011,14 @@ impl Partition for Segment {
         let stored =
             self.decode_row(&block, row % ROWS_PER_BLOCK, row).ok_or_else(|| self.corrupt(format!("row {row}")))?;
         Ok(Arc::new(stored))
+    }
+
+    fn message(&self, row: u32) -> Result<String, Error> {
+        let row = row as usize;
+        let block = self.block(row / ROWS_PER_BLOCK)?;
+        let at = block.starts.last().and_then(|starts| starts.get(row % ROWS_PER_BLOCK));
+        let message = at.and_then(|at| get_str(&block.data, &mut (*at as usize)));
+        message.map(str::to_string).ok_or_else(|| self.corrupt(format!("message of row {row}")))
     }
 
     fn min_ts(&self) -> i64 {
