@@ -1,12 +1,14 @@
 //! The head: lines written since the last flush, in memory with their index, searchable the
 //! moment the append returns. Rows are in arrival order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::codec::{self, hash64};
-use crate::partition::{Columns, ColumnsBuilder, KeyKind, Partition, visit_field_keys, visit_keys};
+use crate::partition::{
+    Columns, ColumnsBuilder, KeyKind, Partition, value_key, value_key_text, visit_field_keys, visit_keys,
+};
 use crate::segment::SegmentIndex;
 use crate::wal::Records;
 use crate::{Error, StoredEntry};
@@ -456,6 +458,34 @@ impl Partition for Head {
         }
         let mut keys: BTreeSet<Vec<u8>> = model.into_iter().map(String::into_bytes).collect();
         let mut buffer = Vec::new();
+        if let Some(field) = prefix.strip_prefix("f\u{0}").and_then(|rest| rest.split_once('\u{0}')).map(|(f, _)| f) {
+            // One field's values (a label-values request): read that field from each row's
+            // record instead of decoding the whole line.
+            let model = codec::OPTIONAL_FIELDS.iter().position(|f| *f == field);
+            let mut number = String::new();
+            // Most rows repeat a value: each distinct encoding is converted once.
+            let mut seen: HashSet<&[u8]> = HashSet::new();
+            for row in 0..self.rows.len() as u32 {
+                let view = codec::RowView::parse(self.payload(row)?)
+                    .ok_or(Error::Corrupt(format!("head row {row} does not decode")))?;
+                // A free-form field named like a model field has keys of its own too.
+                let free_form = view.fields().filter(|(name, _)| *name == field).map(|(_, value)| value);
+                for tagged in model.map(|i| view.optional[i]).into_iter().chain(free_form) {
+                    if !seen.insert(tagged) {
+                        continue;
+                    }
+                    let Some(Some(value)) = codec::get_value(tagged, &mut 0) else { continue };
+                    let Some(text) = value_key_text(&value, &mut number) else { continue };
+                    match value_key(&mut buffer, field, text) {
+                        Some(key) if key.starts_with(prefix.as_bytes()) && !keys.contains(key) => {
+                            keys.insert(key.to_vec());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            return Ok(keys.into_iter().map(|k| String::from_utf8_lossy(&k).into_owned()).collect());
+        }
         for row in 0..self.rows.len() as u32 {
             let stored = self.decode(row)?;
             visit_field_keys(&stored.entry, &mut buffer, |key, kind| {

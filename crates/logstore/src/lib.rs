@@ -301,25 +301,23 @@ impl LogStore {
         to: i64,
         mut visit: impl FnMut(Arc<StoredEntry>) -> bool,
     ) -> Result<(), Error> {
-        self.with_parts(|parts| {
-            for part in parts {
-                if part.rows() == 0 || part.max_ts() < from || part.min_ts() >= to {
+        self.each_part(|part| {
+            if part.rows() == 0 || part.max_ts() < from || part.min_ts() >= to {
+                return Ok(true);
+            }
+            let columns = part.columns();
+            let rows = search::candidates(query, part)?.unwrap_or_else(|| (0..part.rows() as u32).collect());
+            for row in rows {
+                let ts = columns.timestamps[row as usize];
+                if ts < from || ts >= to {
                     continue;
                 }
-                let columns = part.columns();
-                let rows = search::candidates(query, *part)?.unwrap_or_else(|| (0..part.rows() as u32).collect());
-                for row in rows {
-                    let ts = columns.timestamps[row as usize];
-                    if ts < from || ts >= to {
-                        continue;
-                    }
-                    let stored = part.entry(row)?;
-                    if query.matches(&stored.entry) && !visit(stored) {
-                        return Ok(());
-                    }
+                let stored = part.entry(row)?;
+                if query.matches(&stored.entry) && !visit(stored) {
+                    return Ok(false);
                 }
             }
-            Ok(())
+            Ok(true)
         })
     }
 
@@ -339,57 +337,54 @@ impl LogStore {
         fields: &[&str],
         mut visit: impl FnMut(&LineFields<'_>) -> bool,
     ) -> Result<(), Error> {
-        self.with_parts(|parts| {
-            for part in parts {
-                if part.rows() == 0 || part.max_ts() < from || part.min_ts() >= to {
+        self.each_part(|part| {
+            if part.rows() == 0 || part.max_ts() < from || part.min_ts() >= to {
+                return Ok(true);
+            }
+            let columns = part.columns();
+            let rows = search::candidates(narrow, part)?.unwrap_or_else(|| (0..part.rows() as u32).collect());
+            let in_memory: Vec<Option<partition::FieldColumn>> =
+                fields.iter().map(|f| part.field_column(f)).collect::<Result<_, _>>()?;
+            let in_memory: Option<Vec<partition::FieldColumn>> = in_memory.into_iter().collect();
+            let mut texts: Vec<Option<&str>> = Vec::with_capacity(fields.len());
+            for row in rows {
+                let r = row as usize;
+                let timestamp = columns.timestamps[r];
+                if timestamp < from || timestamp >= to {
                     continue;
                 }
-                let columns = part.columns();
-                let rows = search::candidates(narrow, *part)?.unwrap_or_else(|| (0..part.rows() as u32).collect());
-                let in_memory: Vec<Option<partition::FieldColumn>> =
-                    fields.iter().map(|f| part.field_column(f)).collect::<Result<_, _>>()?;
-                let in_memory: Option<Vec<partition::FieldColumn>> = in_memory.into_iter().collect();
-                let mut texts: Vec<Option<&str>> = Vec::with_capacity(fields.len());
-                for row in rows {
-                    let r = row as usize;
-                    let timestamp = columns.timestamps[r];
-                    if timestamp < from || timestamp >= to {
-                        continue;
+                let keep_going = match &in_memory {
+                    Some(in_memory) => {
+                        texts.clear();
+                        texts.extend(in_memory.iter().map(|column| column.text(row)));
+                        let line = LineFields {
+                            timestamp,
+                            id: columns.ids[r],
+                            message_bytes: columns.message_bytes[r],
+                            texts: &texts,
+                            decoded: false,
+                        };
+                        visit(&line)
                     }
-                    let keep_going = match &in_memory {
-                        Some(in_memory) => {
-                            texts.clear();
-                            texts.extend(in_memory.iter().map(|column| column.text(row)));
-                            let line = LineFields {
-                                timestamp,
-                                id: columns.ids[r],
-                                message_bytes: columns.message_bytes[r],
-                                texts: &texts,
-                                decoded: false,
-                            };
-                            visit(&line)
-                        }
-                        None => {
-                            let stored = part.entry(row)?;
-                            let owned: Vec<Option<String>> =
-                                fields.iter().map(|f| stored.entry.field_text(f)).collect();
-                            let borrowed: Vec<Option<&str>> = owned.iter().map(Option::as_deref).collect();
-                            let line = LineFields {
-                                timestamp,
-                                id: stored.id,
-                                message_bytes: columns.message_bytes[r],
-                                texts: &borrowed,
-                                decoded: true,
-                            };
-                            visit(&line)
-                        }
-                    };
-                    if !keep_going {
-                        return Ok(());
+                    None => {
+                        let stored = part.entry(row)?;
+                        let owned: Vec<Option<String>> = fields.iter().map(|f| stored.entry.field_text(f)).collect();
+                        let borrowed: Vec<Option<&str>> = owned.iter().map(Option::as_deref).collect();
+                        let line = LineFields {
+                            timestamp,
+                            id: stored.id,
+                            message_bytes: columns.message_bytes[r],
+                            texts: &borrowed,
+                            decoded: true,
+                        };
+                        visit(&line)
                     }
+                };
+                if !keep_going {
+                    return Ok(false);
                 }
             }
-            Ok(())
+            Ok(true)
         })
     }
 
@@ -413,13 +408,12 @@ impl LogStore {
     }
 
     fn keys(&self, prefix: &str) -> Result<BTreeSet<String>, Error> {
-        self.with_parts(|parts| {
-            let mut out = BTreeSet::new();
-            for part in parts {
-                out.extend(part.keys_with_prefix(prefix)?);
-            }
-            Ok(out)
-        })
+        let mut out = BTreeSet::new();
+        self.each_part(|part| {
+            out.extend(part.keys_with_prefix(prefix)?);
+            Ok(true)
+        })?;
+        Ok(out)
     }
 
     /// Runs `f` over a consistent view: the head (under its read lock), frozen heads and
@@ -432,6 +426,29 @@ impl LogStore {
         all.extend(parts.frozen.iter().map(|f| &f.head as &dyn Partition));
         all.extend(parts.segments.iter().map(|s| s.as_ref() as &dyn Partition));
         f(&all)
+    }
+
+    /// Calls `f` with the head, the frozen heads and the segments one at a time, until it
+    /// returns `false`. The frozen heads and segments are those of the moment the head was
+    /// read (taken under its read lock, so no line is seen twice or missed), but the lock is
+    /// released before they are visited: appends wait for the head's part of a long scan
+    /// only. A search that pages across partitions needs them together: [`Self::with_parts`].
+    fn each_part(&self, mut f: impl FnMut(&dyn Partition) -> Result<bool, Error>) -> Result<(), Error> {
+        let parts = {
+            let head = self.head.read();
+            let parts = self.parts.read().clone();
+            if !f(&*head)? {
+                return Ok(());
+            }
+            parts
+        };
+        let frozen = parts.frozen.iter().map(|f| &f.head as &dyn Partition);
+        for part in frozen.chain(parts.segments.iter().map(|s| s.as_ref() as &dyn Partition)) {
+            if !f(part)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The id of the newest line accepted so far (0 before the first).

@@ -229,18 +229,41 @@ pub(crate) fn visit_field_keys(entry: &LogEntry, buffer: &mut Vec<u8>, mut visit
         }
     }
     for (name, value) in &entry.fields {
-        match value {
-            serde_json::Value::Null => {}
-            serde_json::Value::String(s) => field(name, s, buffer, false),
-            serde_json::Value::Number(n) => {
-                number.clear();
-                let _ = write!(number, "{n}");
-                field(name, &number, buffer, false);
-            }
-            serde_json::Value::Bool(b) => field(name, if *b { "true" } else { "false" }, buffer, false),
-            other => field(name, &other.to_string(), buffer, false),
+        if let Some(text) = value_key_text(value, &mut number) {
+            field(name, text, buffer, false);
         }
     }
+}
+
+/// A field value's text as its key holds it (before lower-casing), numbers written into
+/// `number` (reused, so a line's keys allocate nothing); `None` for null.
+pub(crate) fn value_key_text<'v>(value: &'v serde_json::Value, number: &'v mut String) -> Option<&'v str> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => {
+            number.clear();
+            let _ = write!(number, "{n}");
+            Some(number)
+        }
+        serde_json::Value::Bool(b) => Some(if *b { "true" } else { "false" }),
+        other => {
+            *number = other.to_string();
+            Some(number)
+        }
+    }
+}
+
+/// The value key of `field` with `text`, built in `buffer`, when the value is short enough
+/// to be indexed (what [`visit_field_keys`] visits).
+pub(crate) fn value_key<'b>(buffer: &'b mut Vec<u8>, field: &str, text: &str) -> Option<&'b [u8]> {
+    buffer.clear();
+    buffer.extend_from_slice(b"f\0");
+    buffer.extend_from_slice(field.as_bytes());
+    buffer.push(0);
+    let at = buffer.len();
+    push_lower(buffer, text);
+    (buffer.len() - at <= text::MAX_INDEXED_VALUE_BYTES).then_some(buffer.as_slice())
 }
 
 /// The rows matching a predicate on level or category, from the columns every partition

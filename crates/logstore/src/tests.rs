@@ -294,19 +294,82 @@ fn field_listings_are_the_same_before_and_after_a_flush() {
     let mut wide = line(1_700_000_000_000, Level::Debug, "many ids");
     wide.service = Some("Shop".into());
     wide.fields.insert("nothing".into(), serde_json::Value::Null);
-    store.append(vec![wide]).unwrap();
+    let mut kinds = line(1_700_000_000_001, Level::Info, "every kind of value");
+    kinds.line = Some(42);
+    for (name, value) in [
+        ("flag", serde_json::json!(true)),
+        ("ratio", serde_json::json!(0.5)),
+        ("obj", serde_json::json!({"a": [1, "x"]})),
+        ("Mixed", serde_json::json!("AbC")),
+        ("status", serde_json::json!("700")),
+    ] {
+        kinds.fields.insert(name.into(), value);
+    }
+    store.append(vec![wide, kinds]).unwrap();
     let listings = |store: &LogStore| {
         let names = store.field_names().unwrap();
         let values: Vec<Vec<String>> = names.iter().map(|n| store.field_values(n).unwrap()).collect();
         (names, values)
     };
     let before = listings(&store);
-    assert_eq!(before.0, ["category", "level", "request_id", "service", "status"]);
-    assert_eq!(before.1[1], ["debug", "error", "info", "warning"]);
-    assert_eq!(before.1[3], ["Shop"]);
-    assert_eq!(before.1[4], ["200", "300", "400", "500", "600"]);
+    let expected_names =
+        ["Mixed", "category", "flag", "level", "line", "obj", "ratio", "request_id", "service", "status"];
+    assert_eq!(before.0, expected_names);
+    let values_of = |name: &str| &before.1[expected_names.iter().position(|n| *n == name).unwrap()];
+    assert_eq!(values_of("level"), &["debug", "error", "info", "warning"]);
+    assert_eq!(values_of("service"), &["Shop"]);
+    assert_eq!(values_of("status"), &["200", "300", "400", "500", "600", "700"]);
+    assert_eq!(values_of("Mixed"), &["abc"], "field values are listed as indexed: lower-cased");
+    assert_eq!(values_of("line"), &["42"]);
+    assert_eq!(values_of("obj"), &[r#"{"a":[1,"x"]}"#]);
+    assert_eq!(values_of("flag"), &["true"]);
+    assert_eq!(values_of("ratio"), &["0.5"]);
+    assert_eq!(values_of("request_id").len(), 300);
     store.flush().unwrap();
     assert_eq!(listings(&store), before);
+}
+
+/// A long scan (a LogQL metric query over days) reads segments without the head's lock, so
+/// appends go on meanwhile.
+#[test]
+fn appends_do_not_wait_for_a_scan_of_the_segments() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(LogStore::open(dir.path(), Options::default()).unwrap());
+    sample(&store);
+    store.flush().unwrap();
+    let (reached, on_a_segment) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let scanner = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            let mut first = true;
+            store
+                .scan_each(&Expr::All, i64::MIN, i64::MAX, |_| {
+                    if std::mem::take(&mut first) {
+                        reached.send(()).unwrap();
+                        released.recv().unwrap();
+                    }
+                    true
+                })
+                .unwrap();
+        })
+    };
+    on_a_segment.recv_timeout(Duration::from_secs(10)).unwrap();
+    let (done, appended) = mpsc::channel();
+    let appender = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store.append(vec![line(1_700_000_000_000, Level::Info, "while scanning")]).unwrap();
+            done.send(()).unwrap();
+        })
+    };
+    let in_time = appended.recv_timeout(Duration::from_secs(5)).is_ok();
+    release.send(()).unwrap();
+    scanner.join().unwrap();
+    appender.join().unwrap();
+    assert!(in_time, "the append waited for the scan to finish");
 }
 
 /// Random and mutated query strings never panic the parsers (they may only be refused).
