@@ -73,6 +73,16 @@ pub struct StoredEntry {
     pub entry: LogEntry,
 }
 
+/// The rows of `part` in `[from, to)` that `narrow` may match (from its index), ascending.
+fn rows_in_range(part: &dyn Partition, narrow: &Expr, from: i64, to: i64) -> Result<Vec<u32>, Error> {
+    if part.rows() == 0 || part.max_ts() < from || part.min_ts() >= to {
+        return Ok(Vec::new());
+    }
+    let timestamps = &part.columns().timestamps;
+    let rows = search::candidates(narrow, part)?.unwrap_or_else(|| (0..part.rows() as u32).collect());
+    Ok(rows.into_iter().filter(|row| (from..to).contains(&timestamps[*row as usize])).collect())
+}
+
 /// One line as [`LogStore::scan_fields`] gives it.
 #[derive(Debug)]
 pub struct LineFields<'a> {
@@ -302,16 +312,7 @@ impl LogStore {
         mut visit: impl FnMut(Arc<StoredEntry>) -> bool,
     ) -> Result<(), Error> {
         self.each_part(|part| {
-            if part.rows() == 0 || part.max_ts() < from || part.min_ts() >= to {
-                return Ok(true);
-            }
-            let columns = part.columns();
-            let rows = search::candidates(query, part)?.unwrap_or_else(|| (0..part.rows() as u32).collect());
-            for row in rows {
-                let ts = columns.timestamps[row as usize];
-                if ts < from || ts >= to {
-                    continue;
-                }
+            for row in rows_in_range(part, query, from, to)? {
                 let stored = part.entry(row)?;
                 if query.matches(&stored.entry) && !visit(stored) {
                     return Ok(false);
@@ -338,11 +339,11 @@ impl LogStore {
         mut visit: impl FnMut(&LineFields<'_>) -> bool,
     ) -> Result<(), Error> {
         self.each_part(|part| {
-            if part.rows() == 0 || part.max_ts() < from || part.min_ts() >= to {
+            let rows = rows_in_range(part, narrow, from, to)?;
+            if rows.is_empty() {
                 return Ok(true);
             }
             let columns = part.columns();
-            let rows = search::candidates(narrow, part)?.unwrap_or_else(|| (0..part.rows() as u32).collect());
             let in_memory: Vec<Option<partition::FieldColumn>> =
                 fields.iter().map(|f| part.field_column(f)).collect::<Result<_, _>>()?;
             let in_memory: Option<Vec<partition::FieldColumn>> = in_memory.into_iter().collect();
@@ -350,9 +351,6 @@ impl LogStore {
             for row in rows {
                 let r = row as usize;
                 let timestamp = columns.timestamps[r];
-                if timestamp < from || timestamp >= to {
-                    continue;
-                }
                 let keep_going = match &in_memory {
                     Some(in_memory) => {
                         texts.clear();
