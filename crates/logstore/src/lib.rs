@@ -91,6 +91,9 @@ pub struct LineFields<'a> {
     pub message_bytes: u32,
     /// The texts of the fields asked for, in their order.
     pub texts: &'a [Option<&'a str>],
+    /// The message, when asked for (read from its block alone where the fields came from
+    /// columns).
+    pub message: Option<&'a str>,
     /// Whether the line had to be decoded to give them.
     pub decoded: bool,
 }
@@ -322,8 +325,8 @@ impl LogStore {
         })
     }
 
-    /// Calls `visit` with the time, id, message length and the texts of `fields` (as
-    /// [`LogEntry::field_text`] gives them) of every line in `[from, to)` that `narrow` may
+    /// Calls `visit` with the time, id, message length, the texts of `fields` (as
+    /// [`LogEntry::field_text`] gives them) and, `with_message`, the message of every line in `[from, to)` that `narrow` may
     /// match, in no particular order, until it returns `false`. `narrow` only narrows (from
     /// the index): the caller decides each line from its fields.
     ///
@@ -336,6 +339,7 @@ impl LogStore {
         from: i64,
         to: i64,
         fields: &[&str],
+        with_message: bool,
         mut visit: impl FnMut(&LineFields<'_>) -> bool,
     ) -> Result<(), Error> {
         self.each_part(|part| {
@@ -355,11 +359,13 @@ impl LogStore {
                     Some(in_memory) => {
                         texts.clear();
                         texts.extend(in_memory.iter().map(|column| column.text(row)));
+                        let message = if with_message { Some(part.message(row)?) } else { None };
                         let line = LineFields {
                             timestamp,
                             id: columns.ids[r],
                             message_bytes: columns.message_bytes[r],
                             texts: &texts,
+                            message: message.as_deref(),
                             decoded: false,
                         };
                         visit(&line)
@@ -373,6 +379,7 @@ impl LogStore {
                             id: stored.id,
                             message_bytes: columns.message_bytes[r],
                             texts: &borrowed,
+                            message: with_message.then_some(stored.entry.message.as_str()),
                             decoded: true,
                         };
                         visit(&line)

@@ -109,6 +109,19 @@ enum Stage {
     Unwrap { label: String, conversion: Conversion },
 }
 
+impl Stage {
+    /// Whether a line filter keeps `line`; `None` for the stages that are not line filters.
+    fn keeps(&self, line: &str) -> Option<bool> {
+        Some(match self {
+            Stage::Contains(needle) => line.contains(needle.as_str()),
+            Stage::NotContains(needle) => !line.contains(needle.as_str()),
+            Stage::Matches(regex) => regex.is_match(line),
+            Stage::NotMatches(regex) => !regex.is_match(line),
+            _ => return None,
+        })
+    }
+}
+
 /// A piece of a `| pattern` expression.
 #[derive(Debug, Clone, PartialEq)]
 enum PatternPart {
@@ -364,27 +377,14 @@ impl LogQuery {
             STREAM_LABELS.iter().filter_map(|name| entry.field_text(name).map(|v| (name.to_string(), v))).collect();
         let mut line = entry.message.clone();
         for stage in &self.stages {
+            if let Some(keeps) = stage.keeps(&line) {
+                if !keeps {
+                    return None;
+                }
+                continue;
+            }
             match stage {
-                Stage::Contains(needle) => {
-                    if !line.contains(needle.as_str()) {
-                        return None;
-                    }
-                }
-                Stage::NotContains(needle) => {
-                    if line.contains(needle.as_str()) {
-                        return None;
-                    }
-                }
-                Stage::Matches(regex) => {
-                    if !regex.is_match(&line) {
-                        return None;
-                    }
-                }
-                Stage::NotMatches(regex) => {
-                    if regex.is_match(&line) {
-                        return None;
-                    }
-                }
+                Stage::Contains(_) | Stage::NotContains(_) | Stage::Matches(_) | Stage::NotMatches(_) => {}
                 Stage::Json | Stage::Logfmt => {
                     extract_fields(entry, &line, &mut labels, matches!(stage, Stage::Json));
                 }
@@ -760,7 +760,10 @@ fn each_selected(
 ) -> Result<(), LogqlError> {
     let store_error = |e: crate::Error| LogqlError::Store(e.to_string());
     let (mut decoded, mut read) = (0usize, 0usize);
-    if query.stages.is_empty() {
+    // Line filters need only the message, which a segment reads from its block without
+    // building the rest of the line.
+    let filters_only = query.stages.iter().all(|stage| stage.keeps("").is_some());
+    if filters_only {
         // Stream labels first, in name order (a label map's order, which `LabelSets`
         // compares in), then the other fields the matchers name.
         let mut fields: Vec<&str> = STREAM_LABELS.to_vec();
@@ -774,14 +777,15 @@ fn each_selected(
         let at: Vec<usize> =
             query.matchers.iter().map(|m| fields.iter().position(|f| *f == m.name).unwrap_or(0)).collect();
         store
-            .scan_fields(&query.prefilter(), from, to, &fields, |line| {
+            .scan_fields(&query.prefilter(), from, to, &fields, !query.stages.is_empty(), |line| {
                 read += 1;
-                decoded += usize::from(line.decoded);
+                decoded += usize::from(line.decoded || line.message.is_some());
                 if decoded > MAX_SCANNED_LINES || read > MAX_COLUMN_LINES {
                     return false;
                 }
                 let selected =
-                    query.matchers.iter().zip(&at).all(|(m, at)| m.matches(line.texts[*at].unwrap_or_default()));
+                    query.matchers.iter().zip(&at).all(|(m, at)| m.matches(line.texts[*at].unwrap_or_default()))
+                        && query.stages.iter().all(|stage| stage.keeps(line.message.unwrap_or_default()) == Some(true));
                 if selected {
                     let mut labels = [("", ""); STREAM_LABELS.len()];
                     let mut count = 0;
@@ -1504,7 +1508,7 @@ mod tests {
     /// pipeline stage that keeps every line sends the same query through decoding every
     /// line. Both must give the same series, and the counts must be the brute-force ones.
     #[test]
-    fn bare_selectors_read_segment_columns_and_agree_with_decoding_every_line() {
+    fn selectors_and_line_filters_read_segment_columns_and_agree_with_decoding_every_line() {
         let dir = tempfile::tempdir().unwrap();
         let store = LogStore::open(dir.path(), crate::Options::default()).unwrap();
         let t0 = 1_700_000_000_000i64;
@@ -1538,6 +1542,7 @@ mod tests {
                 i64::MIN,
                 i64::MAX,
                 &["level", "category", "service", "host", "module", "job"],
+                false,
                 |l| {
                     decoded += usize::from(l.decoded);
                     true
@@ -1563,8 +1568,12 @@ mod tests {
             ),
             (r#"count_over_time({module=""}[5m])"#, Some(Box::new(|e: &LogEntry| e.module.is_none()))),
             (r#"sum without (host) (bytes_rate({level=~"error|warning"}[3m]))"#, None),
+            // Line filters read the message alone.
+            (r#"count_over_time({job="varlogs"} |= "of 3" [5m])"#, None),
+            (r#"sum by (service) (bytes_over_time({host=~"web-[12]"} != "step 1" |~ "of [0-3]$" [10m]))"#, None),
         ] {
-            let decoding = bare.replacen("}[", r#"} != "never"["#, 1).replacen("})[", r#"} != "never")["#, 1);
+            // A label filter that keeps every line sends the query through decoding it.
+            let decoding = bare.replacen('}', r#"} | level != "\u0001never""#, 1);
             assert_ne!(bare, decoding);
             let fast = evaluate(bare);
             assert!(!fast.is_empty(), "{bare}");
