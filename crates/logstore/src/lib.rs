@@ -282,11 +282,15 @@ impl LogStore {
     }
 
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResult, Error> {
-        self.with_parts(|parts| search::search(parts, request))
+        let mut search = search::Search::new(request);
+        self.head_then_rest(|parts| search.add(parts))?;
+        Ok(search.finish())
     }
 
     pub fn stats(&self, request: &StatsRequest) -> Result<Stats, Error> {
-        self.with_parts(|parts| search::stats(parts, request))
+        let mut counting = search::Counting::new(request);
+        self.head_then_rest(|parts| counting.add(parts))?;
+        Ok(counting.finish())
     }
 
     /// Every line matching `query` in `[from, to)`, oldest first (for exports and log
@@ -424,36 +428,30 @@ impl LogStore {
     /// Runs `f` over a consistent view: the head (under its read lock), frozen heads and
     /// segments. Taking the head lock first means a concurrent flush cannot move lines out of
     /// the head between the two looks.
-    fn with_parts<T>(&self, f: impl FnOnce(&[&dyn Partition]) -> Result<T, Error>) -> Result<T, Error> {
-        let head = self.head.read();
-        let parts = self.parts.read().clone();
-        let mut all: Vec<&dyn Partition> = vec![&*head];
-        all.extend(parts.frozen.iter().map(|f| &f.head as &dyn Partition));
-        all.extend(parts.segments.iter().map(|s| s.as_ref() as &dyn Partition));
-        f(&all)
-    }
-
-    /// Calls `f` with the head, the frozen heads and the segments one at a time, until it
-    /// returns `false`. The frozen heads and segments are those of the moment the head was
-    /// read (taken under its read lock, so no line is seen twice or missed), but the lock is
-    /// released before they are visited: appends wait for the head's part of a long scan
-    /// only. A search that pages across partitions needs them together: [`Self::with_parts`].
-    fn each_part(&self, mut f: impl FnMut(&dyn Partition) -> Result<bool, Error>) -> Result<(), Error> {
+    /// Calls `f` with the head, under its read lock, then with the frozen heads and segments
+    /// of the moment the head was read (so no line is seen twice or missed) after the lock is
+    /// released: appends wait for the head's part of a long read only.
+    fn head_then_rest(&self, mut f: impl FnMut(&[&dyn Partition]) -> Result<(), Error>) -> Result<(), Error> {
         let parts = {
             let head = self.head.read();
             let parts = self.parts.read().clone();
-            if !f(&*head)? {
-                return Ok(());
-            }
+            f(&[&*head])?;
             parts
         };
-        let frozen = parts.frozen.iter().map(|f| &f.head as &dyn Partition);
-        for part in frozen.chain(parts.segments.iter().map(|s| s.as_ref() as &dyn Partition)) {
-            if !f(part)? {
-                break;
+        let mut rest: Vec<&dyn Partition> = parts.frozen.iter().map(|f| &f.head as &dyn Partition).collect();
+        rest.extend(parts.segments.iter().map(|s| s.as_ref() as &dyn Partition));
+        f(&rest)
+    }
+
+    /// [`Self::head_then_rest`] one partition at a time, until `f` returns `false`.
+    fn each_part(&self, mut f: impl FnMut(&dyn Partition) -> Result<bool, Error>) -> Result<(), Error> {
+        let mut going = true;
+        self.head_then_rest(|parts| {
+            for part in parts {
+                going = going && f(*part)?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The id of the newest line accepted so far (0 before the first).

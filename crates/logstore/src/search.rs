@@ -274,76 +274,97 @@ fn check_rows<T: Send>(
     })
 }
 
-/// Searches the partitions (any order) and returns the newest `limit` matches.
-pub(crate) fn search(parts: &[&dyn Partition], request: &SearchRequest) -> Result<SearchResult, Error> {
-    let limit = request.limit.max(1);
-    let mut order: Vec<&&dyn Partition> =
-        parts.iter().filter(|p| p.rows() > 0 && p.max_ts() >= request.from && p.min_ts() < request.to).collect();
-    order.sort_by_key(|p| Reverse(p.max_ts()));
-    let terms = request.query.highlight_terms();
-    // Newest first; one more than the limit tells whether there is a next page.
-    let mut kept: Vec<(Cursor, Arc<StoredEntry>)> = Vec::new();
-    let mut examined = 0;
-    for part in order {
-        if kept.len() > limit && kept.last().is_some_and(|(c, _)| c.timestamp > part.max_ts()) {
-            continue;
-        }
-        let columns = part.columns();
-        let rows = match candidates(&request.query, *part)? {
-            Some(rows) => rows,
-            None => all_rows(*part),
-        };
-        let in_range = |row: &u32| {
-            let ts = columns.timestamps[*row as usize];
-            let position = Cursor { timestamp: ts, id: columns.ids[*row as usize] };
-            ts >= request.from && ts < request.to && request.cursor.is_none_or(|c| position < c)
-        };
-        let mut rows: Vec<u32> = rows.into_iter().filter(in_range).collect();
-        if part.time_ordered() {
-            rows.reverse();
-        } else {
-            rows.sort_unstable_by_key(|r| Reverse((columns.timestamps[*r as usize], columns.ids[*r as usize])));
-        }
-        // `kept` is sorted here: nothing older than its last line can make the page.
-        let worst = if kept.len() > limit { kept.last().map(|(c, _)| *c) } else { None };
-        let position = |row: u32| Cursor { timestamp: columns.timestamps[row as usize], id: columns.ids[row as usize] };
-        let useful = rows.iter().position(|&row| worst.is_some_and(|w| position(row) < w)).unwrap_or(rows.len());
-        let mut rows = &rows[..useful];
-        let mut found = 0;
-        // Candidates are read a window at a time, as many as could still make the page, the
-        // window's lines on several threads.
-        'page: while !rows.is_empty() {
-            let (window, rest) = rows.split_at((limit + 1 - found).max(PARALLEL_MIN_ROWS).min(rows.len()));
-            rows = rest;
-            let checked = check_rows(window, |row| {
-                part.entry(row).map(|stored| request.query.matches(&stored.entry).then_some(stored))
-            })?;
-            for (&row, stored) in window.iter().zip(checked) {
-                examined += 1;
-                if let Some(stored) = stored {
-                    kept.push((position(row), stored));
-                    found += 1;
-                    if found > limit {
-                        break 'page;
+/// A search fed partitions a group at a time (in any order) that returns the newest `limit`
+/// matches of them all. Taking them in groups lets the store read the head under its lock
+/// and the rest after releasing it, so a long search does not hold back appends.
+pub(crate) struct Search<'r> {
+    request: &'r SearchRequest,
+    limit: usize,
+    /// Newest first once a group is done; one more than the limit tells whether there is a
+    /// next page.
+    kept: Vec<(Cursor, Arc<StoredEntry>)>,
+    examined: usize,
+}
+
+impl<'r> Search<'r> {
+    pub(crate) fn new(request: &'r SearchRequest) -> Self {
+        Self { request, limit: request.limit.max(1), kept: Vec::new(), examined: 0 }
+    }
+
+    pub(crate) fn add(&mut self, parts: &[&dyn Partition]) -> Result<(), Error> {
+        let (request, limit) = (self.request, self.limit);
+        let mut order: Vec<&&dyn Partition> =
+            parts.iter().filter(|p| p.rows() > 0 && p.max_ts() >= request.from && p.min_ts() < request.to).collect();
+        order.sort_by_key(|p| Reverse(p.max_ts()));
+        for part in order {
+            let kept = &mut self.kept;
+            if kept.len() > limit && kept.last().is_some_and(|(c, _)| c.timestamp > part.max_ts()) {
+                continue;
+            }
+            let columns = part.columns();
+            let rows = match candidates(&request.query, *part)? {
+                Some(rows) => rows,
+                None => all_rows(*part),
+            };
+            let in_range = |row: &u32| {
+                let ts = columns.timestamps[*row as usize];
+                let position = Cursor { timestamp: ts, id: columns.ids[*row as usize] };
+                ts >= request.from && ts < request.to && request.cursor.is_none_or(|c| position < c)
+            };
+            let mut rows: Vec<u32> = rows.into_iter().filter(in_range).collect();
+            if part.time_ordered() {
+                rows.reverse();
+            } else {
+                rows.sort_unstable_by_key(|r| Reverse((columns.timestamps[*r as usize], columns.ids[*r as usize])));
+            }
+            // `kept` is sorted here: nothing older than its last line can make the page.
+            let worst = if kept.len() > limit { kept.last().map(|(c, _)| *c) } else { None };
+            let position =
+                |row: u32| Cursor { timestamp: columns.timestamps[row as usize], id: columns.ids[row as usize] };
+            let useful = rows.iter().position(|&row| worst.is_some_and(|w| position(row) < w)).unwrap_or(rows.len());
+            let mut rows = &rows[..useful];
+            let mut found = 0;
+            // Candidates are read a window at a time, as many as could still make the page, the
+            // window's lines on several threads.
+            'page: while !rows.is_empty() {
+                let (window, rest) = rows.split_at((limit + 1 - found).max(PARALLEL_MIN_ROWS).min(rows.len()));
+                rows = rest;
+                let checked = check_rows(window, |row| {
+                    part.entry(row).map(|stored| request.query.matches(&stored.entry).then_some(stored))
+                })?;
+                for (&row, stored) in window.iter().zip(checked) {
+                    self.examined += 1;
+                    if let Some(stored) = stored {
+                        kept.push((position(row), stored));
+                        found += 1;
+                        if found > limit {
+                            break 'page;
+                        }
                     }
                 }
             }
+            kept.sort_by_key(|(c, _)| Reverse(*c));
+            kept.truncate(limit + 1);
         }
-        kept.sort_by_key(|(c, _)| Reverse(*c));
-        kept.truncate(limit + 1);
+        Ok(())
     }
-    let more = kept.len() > limit;
-    kept.truncate(limit);
-    let next_cursor = if more { kept.last().map(|(c, _)| c.to_string()) } else { None };
-    let hits = kept
-        .into_iter()
-        .map(|(_, stored)| {
-            // Segment lines are decoded for this search alone: take them rather than copy.
-            let stored = Arc::try_unwrap(stored).unwrap_or_else(|shared| shared.as_ref().clone());
-            Hit { id: stored.id, highlights: highlights(&stored.entry.message, &terms), entry: stored.entry }
-        })
-        .collect();
-    Ok(SearchResult { hits, next_cursor, examined })
+
+    pub(crate) fn finish(self) -> SearchResult {
+        let Search { request, limit, mut kept, examined } = self;
+        let terms = request.query.highlight_terms();
+        let more = kept.len() > limit;
+        kept.truncate(limit);
+        let next_cursor = if more { kept.last().map(|(c, _)| c.to_string()) } else { None };
+        let hits = kept
+            .into_iter()
+            .map(|(_, stored)| {
+                // Segment lines are decoded for this search alone: take them rather than copy.
+                let stored = Arc::try_unwrap(stored).unwrap_or_else(|shared| shared.as_ref().clone());
+                Hit { id: stored.id, highlights: highlights(&stored.entry.message, &terms), entry: stored.entry }
+            })
+            .collect();
+        SearchResult { hits, next_cursor, examined }
+    }
 }
 
 /// Character ranges of the terms in `message`, sorted and merged.
@@ -409,117 +430,138 @@ pub struct Stats {
     pub top_messages: Vec<TopMessage>,
 }
 
-pub(crate) fn stats(parts: &[&dyn Partition], request: &StatsRequest) -> Result<Stats, Error> {
-    let step = request.step.max(1);
-    let count = usize::try_from((request.to - request.from).max(0).div_euclid(step) + 1).unwrap_or(1).min(100_000);
-    let mut buckets: Vec<Bucket> =
-        (0..count).map(|i| Bucket { start: request.from + i as i64 * step, ..Default::default() }).collect();
-    let mut templates: HashMap<String, (u64, u8)> = HashMap::new();
-    let mut level_counts: Vec<[u64; 8]> = vec![[0; 8]; buckets.len()];
-    for part in parts {
-        if part.rows() == 0 || part.max_ts() < request.from || part.min_ts() >= request.to {
-            continue;
-        }
-        let columns = part.columns();
-        let (rows, exact) = match exact_rows(&request.query, *part)? {
-            Some(rows) => (rows, true),
-            None => (candidates(&request.query, *part)?.unwrap_or_else(|| all_rows(*part)), false),
-        };
-        // Counted by code in arrays, named once per partition: a map entry with a fresh
-        // `String` per row was most of the cost of counting a million rows.
-        let mut template_counts: Vec<(u64, u8)> = vec![(0, 0); columns.template_texts.len()];
-        let mut category_counts: Vec<u64> = vec![0; columns.category_names.len()];
-        let mut current: Option<usize> = None;
-        let flush_categories = |bucket: Option<usize>, counts: &mut Vec<u64>, buckets: &mut Vec<Bucket>| {
-            let Some(bucket) = bucket.and_then(|b| buckets.get_mut(b)) else { return };
-            for (id, count) in counts.iter_mut().enumerate().filter(|(_, c)| **c > 0) {
-                let name = columns.category_names.get(id).cloned().unwrap_or_default();
-                *bucket.categories.entry(name).or_default() += *count;
-                *count = 0;
-            }
-        };
-        let mut rows: Vec<u32> = rows
-            .into_iter()
-            .filter(|&row| (request.from..request.to).contains(&columns.timestamps[row as usize]))
-            .collect();
-        if !exact {
-            // A count needs only whether each candidate matches: words and phrases are
-            // decided by the message alone, without building the whole line.
-            let query = &request.query;
-            let checked = if query.reads_only_message() {
-                check_rows(&rows, |row| part.message(row).map(|m| query.matches_message(&m).then_some(())))?
-            } else {
-                check_rows(&rows, |row| part.entry(row).map(|stored| query.matches(&stored.entry).then_some(())))?
-            };
-            let mut matched = checked.into_iter();
-            rows.retain(|_| matched.next().flatten().is_some());
-        }
-        for row in rows {
-            let r = row as usize;
-            let ts = columns.timestamps[r];
-            let index = ((ts - request.from) / step) as usize;
-            if index >= buckets.len() {
+/// Statistics fed partitions a group at a time, like [`Search`].
+pub(crate) struct Counting<'r> {
+    request: &'r StatsRequest,
+    step: i64,
+    buckets: Vec<Bucket>,
+    templates: HashMap<String, (u64, u8)>,
+    level_counts: Vec<[u64; 8]>,
+}
+
+impl<'r> Counting<'r> {
+    pub(crate) fn new(request: &'r StatsRequest) -> Self {
+        let step = request.step.max(1);
+        let count = usize::try_from((request.to - request.from).max(0).div_euclid(step) + 1).unwrap_or(1).min(100_000);
+        let buckets: Vec<Bucket> =
+            (0..count).map(|i| Bucket { start: request.from + i as i64 * step, ..Default::default() }).collect();
+        let level_counts = vec![[0; 8]; buckets.len()];
+        Self { request, step, buckets, templates: HashMap::new(), level_counts }
+    }
+
+    pub(crate) fn add(&mut self, parts: &[&dyn Partition]) -> Result<(), Error> {
+        let Counting { request, step, buckets, templates, level_counts } = self;
+        let (request, step) = (*request, *step);
+        for part in parts {
+            if part.rows() == 0 || part.max_ts() < request.from || part.min_ts() >= request.to {
                 continue;
             }
-            if current != Some(index) {
-                flush_categories(current, &mut category_counts, &mut buckets);
-                current = Some(index);
+            let columns = part.columns();
+            let (rows, exact) = match exact_rows(&request.query, *part)? {
+                Some(rows) => (rows, true),
+                None => (candidates(&request.query, *part)?.unwrap_or_else(|| all_rows(*part)), false),
+            };
+            // Counted by code in arrays, named once per partition: a map entry with a fresh
+            // `String` per row was most of the cost of counting a million rows.
+            let mut template_counts: Vec<(u64, u8)> = vec![(0, 0); columns.template_texts.len()];
+            let mut category_counts: Vec<u64> = vec![0; columns.category_names.len()];
+            let mut current: Option<usize> = None;
+            let flush_categories = |bucket: Option<usize>, counts: &mut Vec<u64>, buckets: &mut Vec<Bucket>| {
+                let Some(bucket) = bucket.and_then(|b| buckets.get_mut(b)) else { return };
+                for (id, count) in counts.iter_mut().enumerate().filter(|(_, c)| **c > 0) {
+                    let name = columns.category_names.get(id).cloned().unwrap_or_default();
+                    *bucket.categories.entry(name).or_default() += *count;
+                    *count = 0;
+                }
+            };
+            let mut rows: Vec<u32> = rows
+                .into_iter()
+                .filter(|&row| (request.from..request.to).contains(&columns.timestamps[row as usize]))
+                .collect();
+            if !exact {
+                // A count needs only whether each candidate matches: words and phrases are
+                // decided by the message alone, without building the whole line.
+                let query = &request.query;
+                let checked = if query.reads_only_message() {
+                    check_rows(&rows, |row| part.message(row).map(|m| query.matches_message(&m).then_some(())))?
+                } else {
+                    check_rows(&rows, |row| part.entry(row).map(|stored| query.matches(&stored.entry).then_some(())))?
+                };
+                let mut matched = checked.into_iter();
+                rows.retain(|_| matched.next().flatten().is_some());
             }
-            let code = columns.levels[r];
-            let bucket = &mut buckets[index];
-            bucket.total += 1;
-            bucket.bytes += u64::from(columns.message_bytes[r]);
-            if let Some(count) = level_counts[index].get_mut(usize::from(code)) {
-                *count += 1;
+            for row in rows {
+                let r = row as usize;
+                let ts = columns.timestamps[r];
+                let index = ((ts - request.from) / step) as usize;
+                if index >= buckets.len() {
+                    continue;
+                }
+                if current != Some(index) {
+                    flush_categories(current, &mut category_counts, buckets);
+                    current = Some(index);
+                }
+                let code = columns.levels[r];
+                let bucket = &mut buckets[index];
+                bucket.total += 1;
+                bucket.bytes += u64::from(columns.message_bytes[r]);
+                if let Some(count) = level_counts[index].get_mut(usize::from(code)) {
+                    *count += 1;
+                }
+                if let Some(count) = category_counts.get_mut(columns.categories[r] as usize) {
+                    *count += 1;
+                }
+                if Level::from_code(code).unwrap_or(Level::Info) >= Level::Error {
+                    bucket.errors += 1;
+                }
+                if let Some(slot) = template_counts.get_mut(columns.templates[r] as usize) {
+                    slot.0 += 1;
+                    slot.1 = slot.1.max(code);
+                }
             }
-            if let Some(count) = category_counts.get_mut(columns.categories[r] as usize) {
-                *count += 1;
-            }
-            if Level::from_code(code).unwrap_or(Level::Info) >= Level::Error {
-                bucket.errors += 1;
-            }
-            if let Some(slot) = template_counts.get_mut(columns.templates[r] as usize) {
-                slot.0 += 1;
-                slot.1 = slot.1.max(code);
+            flush_categories(current, &mut category_counts, buckets);
+            for (id, (count, level)) in template_counts.into_iter().enumerate().filter(|(_, (c, _))| *c > 0) {
+                if let Some(template) = columns.template_texts.get(id) {
+                    let slot = templates.entry(template.clone()).or_default();
+                    slot.0 += count;
+                    slot.1 = slot.1.max(level);
+                }
             }
         }
-        flush_categories(current, &mut category_counts, &mut buckets);
-        for (id, (count, level)) in template_counts.into_iter().enumerate().filter(|(_, (c, _))| *c > 0) {
-            if let Some(template) = columns.template_texts.get(id) {
-                let slot = templates.entry(template.clone()).or_default();
-                slot.0 += count;
-                slot.1 = slot.1.max(level);
-            }
-        }
+        Ok(())
     }
-    for (bucket, counts) in buckets.iter_mut().zip(&level_counts) {
-        for (code, count) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
-            let level = Level::from_code(code as u8).unwrap_or(Level::Info);
-            *bucket.levels.entry(level.as_str().to_string()).or_default() += count;
+
+    pub(crate) fn finish(self) -> Stats {
+        let Counting { request, step, mut buckets, templates, level_counts } = self;
+        for (bucket, counts) in buckets.iter_mut().zip(&level_counts) {
+            for (code, count) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+                let level = Level::from_code(code as u8).unwrap_or(Level::Info);
+                *bucket.levels.entry(level.as_str().to_string()).or_default() += count;
+            }
         }
+        let mut levels: HashMap<String, u64> = HashMap::new();
+        let mut categories: HashMap<String, u64> = HashMap::new();
+        let mut total = 0;
+        for bucket in &mut buckets {
+            bucket.error_rate = if bucket.total == 0 { 0.0 } else { bucket.errors as f64 / bucket.total as f64 };
+            total += bucket.total;
+            for (k, v) in &bucket.levels {
+                *levels.entry(k.clone()).or_default() += v;
+            }
+            for (k, v) in &bucket.categories {
+                *categories.entry(k.clone()).or_default() += v;
+            }
+        }
+        let mut top: Vec<TopMessage> = templates
+            .into_iter()
+            .map(|(template, (count, level))| TopMessage {
+                template,
+                count,
+                level: Level::from_code(level).unwrap_or(Level::Info),
+            })
+            .collect();
+        top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.template.cmp(&b.template)));
+        top.truncate(request.top);
+        Stats { from: request.from, to: request.to, step, total, levels, categories, buckets, top_messages: top }
     }
-    let mut levels: HashMap<String, u64> = HashMap::new();
-    let mut categories: HashMap<String, u64> = HashMap::new();
-    let mut total = 0;
-    for bucket in &mut buckets {
-        bucket.error_rate = if bucket.total == 0 { 0.0 } else { bucket.errors as f64 / bucket.total as f64 };
-        total += bucket.total;
-        for (k, v) in &bucket.levels {
-            *levels.entry(k.clone()).or_default() += v;
-        }
-        for (k, v) in &bucket.categories {
-            *categories.entry(k.clone()).or_default() += v;
-        }
-    }
-    let mut top: Vec<TopMessage> = templates
-        .into_iter()
-        .map(|(template, (count, level))| TopMessage {
-            template,
-            count,
-            level: Level::from_code(level).unwrap_or(Level::Info),
-        })
-        .collect();
-    top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.template.cmp(&b.template)));
-    top.truncate(request.top);
-    Ok(Stats { from: request.from, to: request.to, step, total, levels, categories, buckets, top_messages: top })
 }

@@ -372,6 +372,32 @@ fn appends_do_not_wait_for_a_scan_of_the_segments() {
     assert!(in_time, "the append waited for the scan to finish");
 }
 
+/// Searches and statistics read the segments with the head's lock released (they read the
+/// head first, alone), so a long one does not hold back appends; and they still see every line.
+#[test]
+fn searches_read_the_segments_without_the_head_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), Options::default()).unwrap();
+    sample(&store);
+    store.flush().unwrap();
+    store.append(vec![line(1_700_000_000_000, Level::Info, "still in the head")]).unwrap();
+    let mut groups = Vec::new();
+    store
+        .head_then_rest(|parts| {
+            let head_free = store.head.try_write().is_some();
+            groups.push((parts.iter().map(|p| p.rows()).sum::<usize>(), head_free));
+            Ok(())
+        })
+        .unwrap();
+    let segment_rows = store.store_stats().lines_in_segments as usize;
+    assert_eq!(groups, vec![(1, false), (segment_rows, true)]);
+    let request = SearchRequest { query: Expr::All, from: i64::MIN, to: i64::MAX, limit: 10_000, cursor: None };
+    assert_eq!(store.search(&request).unwrap().hits.len(), segment_rows + 1);
+    let (from, to) = (1_699_990_000_000, 1_700_090_000_000);
+    let stats = StatsRequest { query: Expr::All, from, to, step: 3_600_000, top: 5 };
+    assert_eq!(store.stats(&stats).unwrap().total as usize, segment_rows + 1);
+}
+
 /// Random and mutated query strings never panic the parsers (they may only be refused).
 #[test]
 fn query_parsers_never_panic_on_garbage() {
