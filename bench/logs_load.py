@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Sends the generated lines to one system with a few concurrent clients and reports throughput
-and the server's peak RSS. Request bodies are built before the clock starts.
+"""Sends the generated lines to one system with a few concurrent clients and reports throughput,
+the server's peak RSS and the CPU time it spent. Request bodies are built before the clock starts.
 
 usage: logs_load.py hubmon URL TOKEN DIR PID
        logs_load.py hubmon-protobuf URL TOKEN DIR PID   (bodies from bench-loki-bodies)
@@ -30,6 +30,26 @@ def hwm_kb(pid):
     except OSError:
         return 0
     return 0
+
+
+def cpu_seconds(pid, with_children):
+    """CPU time (user + system) the server has used so far: its threads, and for PostgreSQL also
+    its live children (WAL writer, checkpointer, backends) and the children it has reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def own(p, reaped):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0
+        # fields[11..14] are utime, stime, cutime, cstime (stat fields 14-17)
+        return int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+
+    total = own(pid, with_children)
+    if with_children:
+        total += sum(own(c, False) for c in children(pid))
+    return total / tick
 
 
 def children(pid):
@@ -111,6 +131,7 @@ def main():
         bodies = [b"\n".join(lines[i:i + BATCH]) + b"\n" for i in range(0, len(lines), BATCH)]
         peak = Peak(pid, True)
         peak.start()
+        cpu = cpu_seconds(pid, True)
         start = time.time()
 
         def copy(chunk):
@@ -130,25 +151,31 @@ def main():
             sent = sum(pool.map(copy, chunks))
         elapsed = time.time() - start
         time.sleep(1)
+        cpu = cpu_seconds(pid, True) - cpu
         peak.stop = True
-        report(system, len(lines), raw, elapsed, peak.peak, {"copy_batches": sent})
+        report(system, len(lines), raw, elapsed, peak.peak, cpu, {"copy_batches": sent})
         return
     else:
         raise SystemExit("unknown system")
     peak = Peak(pid, with_children)
     peak.start()
+    cpu = cpu_seconds(pid, with_children)
     start = time.time()
     statuses = post_all(target, bodies, headers)
     elapsed = time.time() - start
     time.sleep(1)
+    cpu = cpu_seconds(pid, with_children) - cpu
     peak.stop = True
-    report(system, len(lines), raw, elapsed, peak.peak, statuses)
+    report(system, len(lines), raw, elapsed, peak.peak, cpu, statuses)
 
 
-def report(system, n, raw, elapsed, peak_kb, statuses):
+def report(system, n, raw, elapsed, peak_kb, cpu, statuses):
+    # The server's CPU from the first request to a second after the last reply, per line: what
+    # the load cost it, however busy the shared machine was.
     print(json.dumps({"system": system, "lines": n, "raw_ndjson_bytes": raw, "seconds": round(elapsed, 2),
                       "lines_per_s": round(n / elapsed), "mb_per_s": round(raw / elapsed / 1e6, 1),
-                      "peak_rss_mb": round(peak_kb / 1024), "responses": statuses}))
+                      "peak_rss_mb": round(peak_kb / 1024), "cpu_seconds": round(cpu, 2),
+                      "cpu_us_per_line": round(cpu * 1e6 / n, 2), "responses": statuses}))
 
 
 main()

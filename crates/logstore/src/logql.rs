@@ -19,15 +19,16 @@
 //! expressions use the `regex` crate (linear time) with a compile-size limit, so a
 //! pathological pattern is refused or bounded instead of hanging a query.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use hubmon_model::{LogEntry, PromDuration};
+use hubmon_model::{LogEntry, MODEL_FIELDS, PromDuration};
 use regex::{Regex, RegexBuilder};
 
 use crate::codec::hash64;
 use crate::head::KeyMap;
 use crate::query::{Expr, Predicate};
-use crate::{LogStore, text};
+use crate::{LineFields, LogStore, text};
 
 /// Lines one query may decode; beyond it the query fails instead of taking minutes.
 pub const MAX_SCANNED_LINES: usize = 2_000_000;
@@ -166,6 +167,15 @@ pub enum RangeFn {
 }
 
 impl RangeFn {
+    /// Whether the function of a set of lines is the sum of its values over any split of
+    /// them (so a sum of per-stream series equals it over their lines together).
+    fn adds_up(self) -> bool {
+        matches!(
+            self,
+            RangeFn::CountOverTime | RangeFn::Rate | RangeFn::BytesOverTime | RangeFn::BytesRate | RangeFn::SumOverTime
+        )
+    }
+
     fn named(name: &str) -> Option<RangeFn> {
         Some(match name {
             "count_over_time" => RangeFn::CountOverTime,
@@ -400,14 +410,14 @@ impl LogQuery {
                     if let Some(captures) = regex.captures(&line) {
                         for name in regex.capture_names().flatten() {
                             if let Some(m) = captures.name(name) {
-                                labels.insert(name.to_string(), m.as_str().to_string());
+                                insert_parsed(entry, &mut labels, name, m.as_str().to_string());
                             }
                         }
                     }
                 }
                 Stage::Pattern(parts) => {
                     for (name, text) in match_pattern(parts, &line).unwrap_or_default() {
-                        labels.insert(name, text);
+                        insert_parsed(entry, &mut labels, &name, text);
                     }
                 }
                 Stage::Unwrap { label, conversion } => {
@@ -438,40 +448,54 @@ fn inner_words(needle: &str) -> Option<String> {
 }
 
 /// Adds the entry's fields (nested objects flattened with `_`, like Loki's json parser) and
-/// the fields of a JSON or logfmt message as labels.
+/// the fields of a JSON or logfmt message as labels. A value the model refused for one of its
+/// own fields (an array under `service`, say) is kept with the line but not extracted again:
+/// the model field is that label.
 fn extract_fields(entry: &LogEntry, line: &str, labels: &mut Labels, json: bool) {
     for name in ["request_id", "user_id", "function", "line"] {
         if let Some(value) = entry.field_text(name) {
             labels.insert(name.to_string(), value);
         }
     }
-    fn flatten(prefix: &str, value: &serde_json::Value, labels: &mut Labels) {
+    fn flatten(entry: &LogEntry, prefix: &str, value: &serde_json::Value, labels: &mut Labels) {
         match value {
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
                     let key = if prefix.is_empty() { sanitize(k) } else { format!("{prefix}_{}", sanitize(k)) };
-                    flatten(&key, v, labels);
+                    flatten(entry, &key, v, labels);
                 }
             }
             other => {
                 if let Some(text) = hubmon_model::json_text(other) {
-                    labels.insert(prefix.to_string(), text);
+                    insert_parsed(entry, labels, prefix, text);
                 }
             }
         }
     }
     for (k, v) in &entry.fields {
-        flatten(&sanitize(k), v, labels);
+        if v.is_object() || !MODEL_FIELDS.contains(&k.as_str()) {
+            flatten(entry, &sanitize(k), v, labels);
+        }
     }
     let trimmed = line.trim();
     if json {
         if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_str::<serde_json::Value>(trimmed) {
-            flatten("", &value, labels);
+            flatten(entry, "", &value, labels);
         }
     } else {
         for (key, value) in hubmon_model::logfmt::lenient(trimmed) {
-            labels.insert(sanitize(&key), value.unwrap_or_default());
+            insert_parsed(entry, labels, &sanitize(&key), value.unwrap_or_default());
         }
+    }
+}
+
+/// Adds a label a parser found. One named like a stream label the line has is added as
+/// `<name>_extracted`, as Loki does: parsing never changes which stream a line is in.
+fn insert_parsed(entry: &LogEntry, labels: &mut Labels, name: &str, value: String) {
+    if STREAM_LABELS.contains(&name) && entry.field_text(name).is_some() {
+        labels.insert(format!("{name}_extracted"), value);
+    } else {
+        labels.insert(name.to_string(), value);
     }
 }
 
@@ -484,19 +508,33 @@ fn label_value(name: &str, labels: &Labels, entry: &LogEntry) -> Option<String> 
 }
 
 fn condition_holds(condition: &Condition, labels: &Labels, entry: &LogEntry) -> bool {
-    match condition {
-        Condition::Match(matcher) => matcher.matches(&label_value(&matcher.name, labels, entry).unwrap_or_default()),
-        Condition::Number { name, op, value } => {
-            let Some(actual) = label_value(name, labels, entry).and_then(|v| parse_number(&v)) else {
-                return false;
-            };
-            match op {
-                CmpOp::Eq => actual == *value,
-                CmpOp::Ne => actual != *value,
-                CmpOp::Gt => actual > *value,
-                CmpOp::Ge => actual >= *value,
-                CmpOp::Lt => actual < *value,
-                CmpOp::Le => actual <= *value,
+    condition.holds(label_value(condition.name(), labels, entry).as_deref())
+}
+
+impl Condition {
+    fn name(&self) -> &str {
+        match self {
+            Condition::Match(matcher) => &matcher.name,
+            Condition::Number { name, .. } => name,
+        }
+    }
+
+    /// Whether the condition holds where its label has `actual` (`None`: the line lacks it).
+    fn holds(&self, actual: Option<&str>) -> bool {
+        match self {
+            Condition::Match(matcher) => matcher.matches(actual.unwrap_or_default()),
+            Condition::Number { op, value, .. } => {
+                let Some(actual) = actual.and_then(parse_number) else {
+                    return false;
+                };
+                match op {
+                    CmpOp::Eq => actual == *value,
+                    CmpOp::Ne => actual != *value,
+                    CmpOp::Gt => actual > *value,
+                    CmpOp::Ge => actual >= *value,
+                    CmpOp::Lt => actual < *value,
+                    CmpOp::Le => actual <= *value,
+                }
             }
         }
     }
@@ -722,18 +760,41 @@ pub fn select_logs(store: &LogStore, query: &LogQuery, range: Range) -> Result<V
 pub fn evaluate_metric(store: &LogStore, query: &MetricQuery, range: Range) -> Result<Vec<Series>, LogqlError> {
     match query {
         MetricQuery::Range { function, query, range_ms, quantile, grouping } => {
-            let keep = |name: &str| {
-                grouping.as_ref().is_none_or(|(names, without)| names.iter().any(|n| n == name) != *without)
-            };
+            let grouping = grouping.as_ref().map(|(names, without)| (names.as_slice(), *without));
             // Counts and sums need only each window's total, so lines are binned; the other
             // functions read every window's samples.
             let unwrapped = query.unwraps();
-            let mut sampler = Sampler::new(range, *range_ms, !unwrapped);
             let from = range.start - range_ms + 1;
-            each_selected(store, query, from, range.end.saturating_add(1), &keep, |labels, ts, id, value| {
-                sampler.add(labels, ts, id, value);
-            })?;
+            let to = range.end.saturating_add(1);
+            let mut sampler = Sampler::new(range, *range_ms, !unwrapped);
+            let mut add = |labels: &[(&str, &str)], ts, id, value| sampler.add(labels, ts, id, value);
+            if !each_selected(store, query, from, to, grouping, Reading::Columns, &mut add)? {
+                sampler = Sampler::new(range, *range_ms, !unwrapped);
+                each_selected(store, query, from, to, grouping, Reading::Decoded, |labels, ts, id, value| {
+                    sampler.add(labels, ts, id, value)
+                })?;
+            }
             sampler.series(*function, unwrapped, *quantile)
+        }
+        MetricQuery::Aggregate { op: AggOp::Sum, by, without, k, inner } => {
+            // A sum of a function that adds lines up (a count, a rate, a sum of values) is
+            // the function over each group's lines: grouped as they are read, a query whose
+            // parser finds a request id per line stays a few series instead of millions, and
+            // its labels are known, so segments can answer it from columns.
+            let inner = match inner.as_ref() {
+                MetricQuery::Range { function, query, range_ms, quantile, grouping: None } if function.adds_up() => {
+                    MetricQuery::Range {
+                        function: *function,
+                        query: query.clone(),
+                        range_ms: *range_ms,
+                        quantile: *quantile,
+                        grouping: Some((by.clone(), *without)),
+                    }
+                }
+                other => other.clone(),
+            };
+            let inner = evaluate_metric(store, &inner, range)?;
+            Ok(aggregate(AggOp::Sum, by, *without, *k, inner))
         }
         MetricQuery::Aggregate { op, by, without, k, inner } => {
             let inner = evaluate_metric(store, inner, range)?;
@@ -742,27 +803,52 @@ pub fn evaluate_metric(store: &LogStore, query: &MetricQuery, range: Range) -> R
     }
 }
 
+/// How [`each_selected`] may read lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// From columns where it can, decoding lines elsewhere.
+    Columns,
+    /// Every line decoded and run through the pipeline.
+    Decoded,
+}
+
 /// Calls `visit` with the labels, time, id and sample value (the unwrapped value, or the
 /// output line's length) of every line `query` keeps in `[from, to)`, labels limited to those
-/// `keep` accepts, in no particular order.
+/// `grouping` keeps (`by` or `without` names; all without it), in no particular order.
 ///
-/// A bare selector reads only stream labels, the fields its matchers name and message
-/// lengths, which format 2 segments hold in memory: no line is decoded where they do
-/// ([`LogStore::scan_fields`]). Decoded lines count against [`MAX_SCANNED_LINES`], lines read
-/// from columns against [`MAX_COLUMN_LINES`].
+/// A bare selector or one with line filters only reads stream labels, the fields its
+/// matchers name, message lengths and the messages the filters test, which format 2
+/// segments hold apart from the rest of the line: no line is decoded where they do
+/// ([`LogStore::scan_fields`]). With [`Reading::Columns`], a pipeline that [`ParsedPlan`]
+/// covers reads the same way; it returns `false` (having visited some lines already) when a
+/// line turns out to need decoding after all, and the caller starts again with
+/// [`Reading::Decoded`]. Decoded lines and messages read count against
+/// [`MAX_SCANNED_LINES`], lines read from columns against [`MAX_COLUMN_LINES`].
 fn each_selected(
     store: &LogStore,
     query: &LogQuery,
     from: i64,
     to: i64,
-    keep: &dyn Fn(&str) -> bool,
+    grouping: Option<(&[String], bool)>,
+    reading: Reading,
     mut visit: impl FnMut(&[(&str, &str)], i64, u64, f64),
-) -> Result<(), LogqlError> {
+) -> Result<bool, LogqlError> {
     let store_error = |e: crate::Error| LogqlError::Store(e.to_string());
+    let keep = |name: &str| grouping.is_none_or(|(names, without)| names.iter().any(|n| n == name) != without);
     let (mut decoded, mut read) = (0usize, 0usize);
+    let mut within_budget = |line: &LineFields<'_>| {
+        read += 1;
+        decoded += usize::from(line.decoded || line.message.is_some());
+        decoded <= MAX_SCANNED_LINES && read <= MAX_COLUMN_LINES
+    };
     // Line filters need only the message, which a segment reads from its block without
     // building the rest of the line.
     let filters_only = query.stages.iter().all(|stage| stage.keeps("").is_some());
+    let plan = match (filters_only, reading, grouping) {
+        (false, Reading::Columns, Some((names, false))) => ParsedPlan::new(store, query, names).map_err(store_error)?,
+        _ => None,
+    };
+    let mut complete = true;
     if filters_only {
         // Stream labels first, in name order (a label map's order, which `LabelSets`
         // compares in), then the other fields the matchers name.
@@ -778,9 +864,7 @@ fn each_selected(
             query.matchers.iter().map(|m| fields.iter().position(|f| *f == m.name).unwrap_or(0)).collect();
         store
             .scan_fields(&query.prefilter(), from, to, &fields, !query.stages.is_empty(), |line| {
-                read += 1;
-                decoded += usize::from(line.decoded || line.message.is_some());
-                if decoded > MAX_SCANNED_LINES || read > MAX_COLUMN_LINES {
+                if !within_budget(line) {
                     return false;
                 }
                 let selected =
@@ -796,6 +880,33 @@ fn each_selected(
                         }
                     }
                     visit(&labels[..count], line.timestamp, line.id, f64::from(line.message_bytes));
+                }
+                true
+            })
+            .map_err(store_error)?;
+    } else if let Some(plan) = plan {
+        store
+            .scan_fields(&query.prefilter(), from, to, &plan.fields, true, |line| {
+                if !within_budget(line) {
+                    return false;
+                }
+                let message = line.message.unwrap_or_default();
+                let mut values = Vec::with_capacity(plan.labelled);
+                match plan.run(query, line.texts, message, &mut values) {
+                    Err(NeedsDecoding) => {
+                        complete = false;
+                        return false;
+                    }
+                    Ok(None) => {}
+                    Ok(Some(sample)) => {
+                        let mut labels = Vec::with_capacity(plan.labelled);
+                        for (i, value) in values.iter().enumerate().take(plan.labelled) {
+                            if let Some(value) = value.as_deref().filter(|_| plan.kept[i]) {
+                                labels.push((plan.fields[i], value));
+                            }
+                        }
+                        visit(&labels, line.timestamp, line.id, sample.unwrap_or(f64::from(line.message_bytes)));
+                    }
                 }
                 true
             })
@@ -817,6 +928,9 @@ fn each_selected(
             })
             .map_err(store_error)?;
     }
+    if !complete {
+        return Ok(false);
+    }
     if decoded > MAX_SCANNED_LINES {
         return Err(LogqlError::Limit(format!(
             "the query would decode more than {MAX_SCANNED_LINES} lines; narrow the selector or the range"
@@ -827,7 +941,173 @@ fn each_selected(
             "the query would read more than {MAX_COLUMN_LINES} lines; narrow the selector or the range"
         )));
     }
-    Ok(())
+    Ok(true)
+}
+
+/// A line [`ParsedPlan::run`] cannot answer from its fields and message.
+struct NeedsDecoding;
+
+/// A pipeline of line filters, `json`/`logfmt` parsers, label filters and `unwrap`, grouped
+/// `by` named labels, answered from the fields those labels name and the message instead of
+/// the decoded line. It gives what [`LogQuery::run`] gives for those labels:
+/// - a stream label is the line's (a parser adds its own value as `<name>_extracted`), or,
+///   where the line has none, what a parser found in the message;
+/// - a parser sets any other label to what it found in the message, else to the line's
+///   field of that name (the model's own request_id, user_id, function and line included);
+/// - a label filter or `unwrap` reads a label the line lacks from the field of that name.
+///
+/// A label that a parser could also get by flattening a nested object or by replacing
+/// characters in another field's name, or one named `message`, `timestamp` or `*_extracted`,
+/// leaves the query to decoding; so does a line whose field may hold an object.
+struct ParsedPlan<'q> {
+    /// The labels the pipeline reads (sorted, the first `labelled`), then the fields the
+    /// selector's matchers name.
+    fields: Vec<&'q str>,
+    labelled: usize,
+    /// Per label: whether the grouping keeps it, whether it is a stream label.
+    kept: Vec<bool>,
+    stream: Vec<bool>,
+    /// Per selector matcher, where its field is in `fields`.
+    matcher_at: Vec<usize>,
+}
+
+impl<'q> ParsedPlan<'q> {
+    fn new(store: &LogStore, query: &'q LogQuery, by: &'q [String]) -> Result<Option<ParsedPlan<'q>>, crate::Error> {
+        let mut labels: Vec<&str> = by.iter().map(String::as_str).collect();
+        for stage in &query.stages {
+            match stage {
+                Stage::Contains(_) | Stage::NotContains(_) | Stage::Matches(_) | Stage::NotMatches(_) => {}
+                Stage::Json | Stage::Logfmt => {}
+                Stage::Filter(conditions) => labels.extend(conditions.iter().map(Condition::name)),
+                Stage::Unwrap { label, .. } => labels.push(label),
+                Stage::LineFormat(_) | Stage::Regexp(_) | Stage::Pattern(_) => return Ok(None),
+            }
+        }
+        labels.sort_unstable();
+        labels.dedup();
+        if labels.iter().any(|n| matches!(*n, "message" | "timestamp") || n.ends_with("_extracted")) {
+            return Ok(None);
+        }
+        for field in store.field_names()? {
+            let sanitized = sanitize(&field);
+            let other_name = |n: &&str| *n == sanitized && field != *n;
+            let nested = |n: &&str| n.strip_prefix(sanitized.as_str()).is_some_and(|rest| rest.starts_with('_'));
+            if labels.iter().any(|n| other_name(n) || nested(n)) {
+                return Ok(None);
+            }
+        }
+        let labelled = labels.len();
+        let kept = labels.iter().map(|n| by.iter().any(|b| b == n)).collect();
+        let stream = labels.iter().map(|n| STREAM_LABELS.contains(n)).collect();
+        let mut fields = labels;
+        for matcher in &query.matchers {
+            if !fields.contains(&matcher.name.as_str()) {
+                fields.push(&matcher.name);
+            }
+        }
+        let matcher_at = query.matchers.iter().map(|m| fields.iter().position(|f| *f == m.name).unwrap_or(0)).collect();
+        Ok(Some(ParsedPlan { fields, labelled, kept, stream, matcher_at }))
+    }
+
+    /// Runs the pipeline on one line given its `texts` (of `fields`) and message. `values`
+    /// ends holding the labels; the answer is `None` for a dropped line, else the value
+    /// `unwrap` took, if any.
+    fn run<'t>(
+        &self,
+        query: &LogQuery,
+        texts: &[Option<&'t str>],
+        message: &'t str,
+        values: &mut Vec<Option<Cow<'t, str>>>,
+    ) -> Result<Option<Option<f64>>, NeedsDecoding> {
+        if !query.matchers.iter().zip(&self.matcher_at).all(|(m, at)| m.matches(texts[*at].unwrap_or_default())) {
+            return Ok(None);
+        }
+        values.clear();
+        values.extend((0..self.labelled).map(|i| if self.stream[i] { texts[i].map(Cow::Borrowed) } else { None }));
+        let mut sample = None;
+        let position = |name: &str| self.fields[..self.labelled].iter().position(|f| *f == name);
+        for stage in &query.stages {
+            if let Some(keeps) = stage.keeps(message) {
+                if !keeps {
+                    return Ok(None);
+                }
+                continue;
+            }
+            match stage {
+                Stage::Json | Stage::Logfmt => {
+                    let found = parsed_labels(message, matches!(stage, Stage::Json));
+                    for i in 0..self.labelled {
+                        let name = self.fields[i];
+                        if self.stream[i] && texts[i].is_some() {
+                            continue;
+                        }
+                        if let Some(value) = found.get(name) {
+                            values[i] = Some(Cow::Owned(value.clone()));
+                        } else if let Some(text) = texts[i].filter(|_| !self.stream[i]) {
+                            // An object flattens into other labels; its text cannot tell.
+                            if text.starts_with('{') {
+                                return Err(NeedsDecoding);
+                            }
+                            values[i] = Some(Cow::Borrowed(text));
+                        }
+                    }
+                }
+                Stage::Filter(conditions) => {
+                    for condition in conditions {
+                        let at = position(condition.name()).ok_or(NeedsDecoding)?;
+                        if !condition.holds(values[at].as_deref().or(texts[at])) {
+                            return Ok(None);
+                        }
+                    }
+                }
+                Stage::Unwrap { label, conversion } => {
+                    let at = position(label).ok_or(NeedsDecoding)?;
+                    let Some(value) = values[at].as_deref().or(texts[at]).and_then(|t| convert(t, *conversion)) else {
+                        return Ok(None);
+                    };
+                    sample = Some(value);
+                    values[at] = None;
+                }
+                _ => return Err(NeedsDecoding),
+            }
+        }
+        Ok(Some(sample))
+    }
+}
+
+/// The labels a `json` or `logfmt` parser finds in `message` alone, not yet renamed for
+/// stream labels.
+fn parsed_labels(message: &str, json: bool) -> Labels {
+    let mut labels = Labels::new();
+    let trimmed = message.trim();
+    if json {
+        if !trimmed.starts_with('{') {
+            return labels;
+        }
+        fn flatten(prefix: &str, value: &serde_json::Value, labels: &mut Labels) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map {
+                        let key = if prefix.is_empty() { sanitize(k) } else { format!("{prefix}_{}", sanitize(k)) };
+                        flatten(&key, v, labels);
+                    }
+                }
+                other => {
+                    if let Some(text) = hubmon_model::json_text(other) {
+                        labels.insert(prefix.to_string(), text);
+                    }
+                }
+            }
+        }
+        if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_str::<serde_json::Value>(trimmed) {
+            flatten("", &value, &mut labels);
+        }
+    } else {
+        for (key, value) in hubmon_model::logfmt::lenient(trimmed) {
+            labels.insert(sanitize(&key), value.unwrap_or_default());
+        }
+    }
+    labels
 }
 
 /// What a log query selects in a range, without the lines: Loki's `/series` and
@@ -845,7 +1125,7 @@ pub struct Selected {
 pub fn selected(store: &LogStore, query: &LogQuery, start: i64, end: i64) -> Result<Selected, LogqlError> {
     let mut sets = LabelSets::default();
     let (mut lines, mut bytes) = (0u64, 0f64);
-    each_selected(store, query, start, end.saturating_add(1), &|_| true, |labels, _, _, value| {
+    each_selected(store, query, start, end.saturating_add(1), None, Reading::Decoded, |labels, _, _, value| {
         sets.position(labels);
         lines += 1;
         bytes += value;
@@ -1756,5 +2036,129 @@ mod tests {
         }
         let huge = format!(r#"{{a=~"{}"}}"#, "(a{1,1000}){1,1000}");
         assert!(LogqlQuery::parse(&huge).is_err(), "a regex too large to compile is refused");
+    }
+
+    /// Pipelines with parsers, label filters and `unwrap` under a `by` grouping read fields
+    /// and messages instead of decoding lines; both ways must give the same samples, over
+    /// segments and the head, with JSON and logfmt messages, nested objects, arrays, stream
+    /// labels a parser also finds, and fields only some lines have.
+    #[test]
+    fn parsed_pipelines_read_fields_and_agree_with_decoding_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path(), crate::Options::default()).unwrap();
+        let t0 = 1_700_000_000_000i64;
+        let line = |i: i64| {
+            let level = [Level::Info, Level::Warning, Level::Error][(i % 3) as usize];
+            let message = match i % 11 {
+                0 => format!(r#"{{"status": 418, "level": "debug", "service": "inner", "n": {i}}}"#),
+                1 | 5 => format!("user=u{} status={} took={}ms", i % 4, 500 + i % 3, i % 90),
+                _ => format!("GET /v1/items/{i} took {}ms", i % 70),
+            };
+            let mut entry = LogEntry::new(Timestamp(t0 - 600_000 + i * 1_213), level, message);
+            entry.category = ["api", "database"][(i % 2) as usize].into();
+            entry.service = [Some("checkout"), None, Some("api")][(i / 3 % 3) as usize].map(String::from);
+            entry.host = Some(format!("web-{}", i % 4));
+            entry.fields.insert("job".into(), serde_json::json!(if i % 2 == 0 { "varlogs" } else { "app" }));
+            if i % 6 != 0 {
+                entry.fields.insert("status".into(), serde_json::json!([200, 404, 500, 503][(i % 4) as usize]));
+                entry.fields.insert("method".into(), serde_json::json!(["GET", "POST"][(i % 2) as usize]));
+                entry.fields.insert("duration_ms".into(), serde_json::json!(i % 250));
+            }
+            if i % 13 == 0 {
+                entry.fields.insert("tags".into(), serde_json::json!(["a", i % 3]));
+            }
+            if i % 17 == 0 {
+                entry.fields.insert("region".into(), serde_json::json!({"name": "eu", "zone": i % 2}));
+            }
+            entry
+        };
+        let all: Vec<LogEntry> = (0..6_000).map(line).collect();
+        for batch in all[..5_000].chunks(900) {
+            store.append(batch.to_vec()).unwrap();
+        }
+        store.flush().unwrap();
+        store.append(all[5_000..].to_vec()).unwrap();
+
+        let range = Range { start: t0, end: t0 + 7_200_000, step: 60_000, limit: 0, backward: true };
+        let samples = |by: &[&str], pipeline: &str, reading: Reading| {
+            let LogqlQuery::Metric(MetricQuery::Range { query, .. }) =
+                LogqlQuery::parse(&format!("sum_over_time({pipeline} | unwrap duration_ms [5m])")).unwrap()
+            else {
+                panic!("{pipeline}")
+            };
+            // The unwrap above only lets the pipeline parse as a metric query.
+            let mut query = query;
+            query.stages.pop();
+            let by: Vec<String> = by.iter().map(|s| s.to_string()).collect();
+            let planned = ParsedPlan::new(&store, &query, &by).unwrap().is_some();
+            let mut out = Vec::new();
+            let complete = each_selected(
+                &store,
+                &query,
+                range.start - 300_000,
+                range.end + 1,
+                Some((&by, false)),
+                reading,
+                |labels, ts, id, value| {
+                    let labels: Vec<(String, String)> =
+                        labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+                    out.push((id, ts, labels, value.to_bits()));
+                },
+            )
+            .unwrap();
+            out.sort();
+            // Read from fields throughout; planned but given up on a line; never planned.
+            let how = match (planned, complete) {
+                (true, true) => "fields",
+                (true, false) => "gave up",
+                (false, _) => "decoded",
+            };
+            (how, out)
+        };
+        for (by, pipeline, expected) in [
+            (&["status"][..], r#"{job="varlogs"} | json"#, "fields"),
+            (&["method", "status"], r#"{host=~"web-[12]"} | json | status >= 400"#, "fields"),
+            (&["service"], r#"{category="api"} | json"#, "fields"),
+            (&["level", "user"], r#"{job="app"} | logfmt | status >= 500"#, "fields"),
+            (&["method"], r#"{job="varlogs"} | json | unwrap duration_ms"#, "fields"),
+            (&["tags"], r#"{job="varlogs"} |= "took" | json"#, "fields"),
+            (&["status"], r#"{job="varlogs"} | status >= 500 | json | method = "GET""#, "fields"),
+            (&["service_extracted"], r#"{job="varlogs"} | json"#, "decoded"),
+            (&["region_name"], r#"{job="app"} | json"#, "decoded"),
+            (&["status"], r#"{job="varlogs"} | json | line_format "{{.status}}""#, "decoded"),
+            (&["region"], r#"{job="varlogs"} | json"#, "gave up"),
+        ] {
+            let (how, fast) = samples(by, pipeline, Reading::Columns);
+            let (_, decoded) = samples(by, pipeline, Reading::Decoded);
+            assert!(!decoded.is_empty(), "{pipeline}");
+            assert_eq!(how, expected, "{pipeline} by {by:?}");
+            let differs = (0..fast.len().max(decoded.len())).find(|&i| fast.get(i) != decoded.get(i));
+            if let (Some(at), false) = (differs, how == "gave up") {
+                panic!(
+                    "{pipeline} by {by:?}: {} samples from fields, {} decoded; first difference: {:?} vs {:?}",
+                    fast.len(),
+                    decoded.len(),
+                    fast.get(at),
+                    decoded.get(at)
+                );
+            }
+        }
+
+        // A sum of counts grouped while read equals the sum of the per-stream series.
+        let evaluate = |query: &str| match LogqlQuery::parse(query).unwrap() {
+            LogqlQuery::Metric(q) => evaluate_metric(&store, &q, range).unwrap(),
+            LogqlQuery::Log(_) => panic!("not a metric query"),
+        };
+        for inner in [
+            r#"count_over_time({job="varlogs"} | json | status >= 400 [5m])"#,
+            r#"bytes_over_time({host="web-1"} | logfmt [2m])"#,
+        ] {
+            let LogqlQuery::Metric(per_stream) = LogqlQuery::parse(inner).unwrap() else { panic!() };
+            let per_stream = evaluate_metric(&store, &per_stream, range).unwrap();
+            let by = vec!["status".to_string()];
+            let summed = aggregate(AggOp::Sum, &by, false, 0, per_stream);
+            assert!(!summed.is_empty(), "{inner}");
+            assert_eq!(evaluate(&format!("sum by (status) ({inner})")), summed, "{inner}");
+        }
     }
 }
