@@ -457,34 +457,30 @@ fn extract_fields(entry: &LogEntry, line: &str, labels: &mut Labels, json: bool)
             labels.insert(name.to_string(), value);
         }
     }
-    fn flatten(entry: &LogEntry, prefix: &str, value: &serde_json::Value, labels: &mut Labels) {
-        match value {
-            serde_json::Value::Object(map) => {
-                for (k, v) in map {
-                    let key = if prefix.is_empty() { sanitize(k) } else { format!("{prefix}_{}", sanitize(k)) };
-                    flatten(entry, &key, v, labels);
-                }
-            }
-            other => {
-                if let Some(text) = hubmon_model::json_text(other) {
-                    insert_parsed(entry, labels, prefix, text);
-                }
-            }
-        }
-    }
     for (k, v) in &entry.fields {
         if v.is_object() || !MODEL_FIELDS.contains(&k.as_str()) {
-            flatten(entry, &sanitize(k), v, labels);
+            flatten(&sanitize(k), v, &mut |name, value| insert_parsed(entry, labels, &name, value));
         }
     }
-    let trimmed = line.trim();
-    if json {
-        if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_str::<serde_json::Value>(trimmed) {
-            flatten(entry, "", &value, labels);
+    for (name, value) in parsed_labels(line, json) {
+        insert_parsed(entry, labels, &name, value);
+    }
+}
+
+/// Gives `value`'s labels to `add`: a scalar is one label named `prefix`, an object's
+/// members are flattened with `_`, like Loki's json parser.
+fn flatten(prefix: &str, value: &serde_json::Value, add: &mut dyn FnMut(String, String)) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { sanitize(k) } else { format!("{prefix}_{}", sanitize(k)) };
+                flatten(&key, v, add);
+            }
         }
-    } else {
-        for (key, value) in hubmon_model::logfmt::lenient(trimmed) {
-            insert_parsed(entry, labels, &sanitize(&key), value.unwrap_or_default());
+        other => {
+            if let Some(text) = hubmon_model::json_text(other) {
+                add(prefix.to_string(), text);
+            }
         }
     }
 }
@@ -1084,23 +1080,10 @@ fn parsed_labels(message: &str, json: bool) -> Labels {
         if !trimmed.starts_with('{') {
             return labels;
         }
-        fn flatten(prefix: &str, value: &serde_json::Value, labels: &mut Labels) {
-            match value {
-                serde_json::Value::Object(map) => {
-                    for (k, v) in map {
-                        let key = if prefix.is_empty() { sanitize(k) } else { format!("{prefix}_{}", sanitize(k)) };
-                        flatten(&key, v, labels);
-                    }
-                }
-                other => {
-                    if let Some(text) = hubmon_model::json_text(other) {
-                        labels.insert(prefix.to_string(), text);
-                    }
-                }
-            }
-        }
         if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_str::<serde_json::Value>(trimmed) {
-            flatten("", &value, &mut labels);
+            flatten("", &value, &mut |name, text| {
+                labels.insert(name, text);
+            });
         }
     } else {
         for (key, value) in hubmon_model::logfmt::lenient(trimmed) {
