@@ -32,6 +32,9 @@ use crate::{LineFields, LogStore, text};
 
 /// Lines one query may decode; beyond it the query fails instead of taking minutes.
 pub const MAX_SCANNED_LINES: usize = 2_000_000;
+/// Messages one metric query may read from their blocks for line filters and parsers,
+/// without decoding the rest of the line (about 0.5 µs each: a few seconds' work).
+pub const MAX_MESSAGE_LINES: usize = 10_000_000;
 /// Lines one metric query may read from in-memory columns without decoding them (a few
 /// seconds' work).
 pub const MAX_COLUMN_LINES: usize = 50_000_000;
@@ -818,8 +821,8 @@ enum Reading {
 /// ([`LogStore::scan_fields`]). With [`Reading::Columns`], a pipeline that [`ParsedPlan`]
 /// covers reads the same way; it returns `false` (having visited some lines already) when a
 /// line turns out to need decoding after all, and the caller starts again with
-/// [`Reading::Decoded`]. Decoded lines and messages read count against
-/// [`MAX_SCANNED_LINES`], lines read from columns against [`MAX_COLUMN_LINES`].
+/// [`Reading::Decoded`]. Decoded lines count against [`MAX_SCANNED_LINES`], messages read
+/// alone against [`MAX_MESSAGE_LINES`], every line against [`MAX_COLUMN_LINES`].
 fn each_selected(
     store: &LogStore,
     query: &LogQuery,
@@ -831,11 +834,12 @@ fn each_selected(
 ) -> Result<bool, LogqlError> {
     let store_error = |e: crate::Error| LogqlError::Store(e.to_string());
     let keep = |name: &str| grouping.is_none_or(|(names, without)| names.iter().any(|n| n == name) != without);
-    let (mut decoded, mut read) = (0usize, 0usize);
+    let (mut decoded, mut messages, mut read) = (0usize, 0usize, 0usize);
     let mut within_budget = |line: &LineFields<'_>| {
         read += 1;
-        decoded += usize::from(line.decoded || line.message.is_some());
-        decoded <= MAX_SCANNED_LINES && read <= MAX_COLUMN_LINES
+        decoded += usize::from(line.decoded);
+        messages += usize::from(!line.decoded && line.message.is_some());
+        decoded <= MAX_SCANNED_LINES && messages <= MAX_MESSAGE_LINES && read <= MAX_COLUMN_LINES
     };
     // Line filters need only the message, which a segment reads from its block without
     // building the rest of the line.
@@ -930,6 +934,11 @@ fn each_selected(
     if decoded > MAX_SCANNED_LINES {
         return Err(LogqlError::Limit(format!(
             "the query would decode more than {MAX_SCANNED_LINES} lines; narrow the selector or the range"
+        )));
+    }
+    if messages > MAX_MESSAGE_LINES {
+        return Err(LogqlError::Limit(format!(
+            "the query would read more than {MAX_MESSAGE_LINES} messages; narrow the selector or the range"
         )));
     }
     if read > MAX_COLUMN_LINES {
