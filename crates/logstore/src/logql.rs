@@ -2136,6 +2136,59 @@ mod tests {
             }
         }
 
+        // And pipelines drawn at random from the same parts.
+        let selectors = [r#"{job="varlogs"}"#, r#"{job="app"}"#, r#"{host=~"web-[0-2]"}"#, r#"{category="api"}"#];
+        let stages = [
+            "| json",
+            "| logfmt",
+            r#"|= "took""#,
+            r#"!= "u1""#,
+            "| status >= 500",
+            "| status != 404",
+            r#"| method = "GET""#,
+            r#"| method =~ "P.*""#,
+            r#"| user = "u2""#,
+            "| duration_ms > 50",
+            r#"| level = "error""#,
+            r#"| service = "inner""#,
+            "| n > 100",
+            "| took >= 30ms",
+        ];
+        let names = ["status", "method", "level", "service", "user", "took", "n", "host", "tags", "duration_ms"];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut from_fields = 0;
+        for _ in 0..60 {
+            let mut pipeline = selectors[next(selectors.len())].to_string();
+            let parser = next(3);
+            for at in 0..1 + next(4) {
+                if at == parser.min(1) {
+                    pipeline.push_str([" | json", " | logfmt", " | json"][parser]);
+                }
+                pipeline.push(' ');
+                pipeline.push_str(stages[next(stages.len())]);
+            }
+            let mut by = vec![names[next(names.len())]];
+            if next(2) == 0 {
+                by.push(names[next(names.len())]);
+            }
+            by.sort_unstable();
+            by.dedup();
+            let (how, fast) = samples(&by, &pipeline, Reading::Columns);
+            let (_, decoded) = samples(&by, &pipeline, Reading::Decoded);
+            from_fields += usize::from(how == "fields");
+            if how != "gave up" {
+                assert_eq!(fast.len(), decoded.len(), "{pipeline} by {by:?}");
+                assert!(fast == decoded, "{pipeline} by {by:?}: same count, different samples");
+            }
+        }
+        assert!(from_fields > 40, "only {from_fields} of 60 random pipelines read fields");
+
         // A sum of counts grouped while read equals the sum of the per-stream series.
         let evaluate = |query: &str| match LogqlQuery::parse(query).unwrap() {
             LogqlQuery::Metric(q) => evaluate_metric(&store, &q, range).unwrap(),
