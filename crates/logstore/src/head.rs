@@ -347,7 +347,8 @@ impl Head {
         }
         let mut presence: Vec<(&u64, &Present)> = self.presence.iter().collect();
         presence.sort_unstable_by_key(|(key, _)| **key);
-        let mut presence_run = Run { level: 0, postings: Postings::with_capacity(presence.len(), 0) };
+        let presence_rows = presence.iter().map(|(_, (_, rows))| rows.len()).sum();
+        let mut presence_run = Run { level: 0, postings: Postings::with_capacity(presence.len(), presence_rows) };
         for (key, (_, rows)) in presence {
             presence_run.postings.push(*key, rows);
         }

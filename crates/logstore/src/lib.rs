@@ -539,10 +539,18 @@ impl LogStore {
     fn write_segments(&self, frozen: &Frozen) -> Result<Vec<Arc<Segment>>, Error> {
         let head = &frozen.head;
         let columns = head.columns();
-        let mut by_partition: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        // Counted first, so each partition's list is allocated once at its size.
+        let partition_of = |ts: &i64| ts.div_euclid(PARTITION_MS) * PARTITION_MS;
+        let mut sizes: BTreeMap<i64, usize> = BTreeMap::new();
+        for ts in &columns.timestamps {
+            *sizes.entry(partition_of(ts)).or_default() += 1;
+        }
+        let mut by_partition: BTreeMap<i64, Vec<u32>> =
+            sizes.into_iter().map(|(partition, size)| (partition, Vec::with_capacity(size))).collect();
         for (row, ts) in columns.timestamps.iter().enumerate() {
-            let partition = ts.div_euclid(PARTITION_MS) * PARTITION_MS;
-            by_partition.entry(partition).or_default().push(u32::try_from(row).unwrap_or(u32::MAX));
+            if let Some(rows) = by_partition.get_mut(&partition_of(ts)) {
+                rows.push(u32::try_from(row).unwrap_or(u32::MAX));
+            }
         }
         let parts = u32::try_from(by_partition.len()).unwrap_or(u32::MAX);
         let segment_dir = self.dir.join("segments");
@@ -557,7 +565,10 @@ impl LogStore {
         // The head already indexed these lines; carry its postings and columns over.
         let indexes = frozen.head.segment_indexes(&row_sets);
         for (part, ((partition, rows), index)) in partitions.into_iter().zip(&row_sets).zip(indexes).enumerate() {
-            let payloads: Vec<&[u8]> = rows.iter().map(|r| head.payload(*r)).collect::<Result<_, _>>()?;
+            let mut payloads: Vec<&[u8]> = Vec::with_capacity(rows.len());
+            for row in rows {
+                payloads.push(head.payload(*row)?);
+            }
             let origin = Origin {
                 wal_from: frozen.head.first_wal,
                 wal_to: frozen.wal_to,

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File};
+use std::hash::BuildHasherDefault;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ use crate::codec::{
     self, ABSENT, OPTIONAL_FIELDS, RowView, get_bytes, get_str, get_varint, hash32, hash64, put_bytes, put_varint,
     unzigzag, zigzag,
 };
-use crate::head::Postings;
+use crate::head::{KeyHasher, Postings};
 use crate::partition::{Columns, FieldColumn, Partition, model_field_column};
 use crate::query::Predicate;
 use crate::{Error, StoredEntry};
@@ -175,7 +176,7 @@ impl BlockCache {
 /// A column's encoder during a write: a dictionary while the column has few values.
 struct ColumnBuilder {
     name: String,
-    codes: HashMap<Vec<u8>, u16, std::hash::BuildHasherDefault<crate::head::KeyHasher>>,
+    codes: HashMap<Vec<u8>, u16, BuildHasherDefault<KeyHasher>>,
     /// `code + 1` per row so far (0 = absent), while the column is dictionary-coded.
     rows: Vec<u16>,
     values: Vec<Vec<u8>>,
@@ -244,7 +245,11 @@ pub(super) fn write(
 
     // Value columns: the optional model fields, then the free-form fields that enough rows
     // have (see COLUMN_MIN_SHARE), sorted by name; a row's other fields are kept together.
-    let views: Vec<RowView> = rows.iter().map(|row| view(row)).collect::<Result<_, _>>()?;
+    // Sized first: collecting through `Result` would grow the vector a doubling at a time.
+    let mut views: Vec<RowView> = Vec::with_capacity(rows.len());
+    for row in rows {
+        views.push(view(row)?);
+    }
     let columned = free_form_columns(&views);
     let mut by_column: Vec<(&str, usize)> = columned.iter().map(|(name, column)| (*name, *column)).collect();
     by_column.sort_unstable_by_key(|(_, column)| *column);
@@ -330,8 +335,7 @@ pub(super) fn write(
     // Dictionary-coded fields are answered from the in-memory columns (exactly, comparisons
     // included), so their value postings would only take space. (Level and category have
     // no keys at all: see `visit_field_keys`.)
-    let mut answered: std::collections::HashSet<u64, std::hash::BuildHasherDefault<crate::head::KeyHasher>> =
-        Default::default();
+    let mut answered: std::collections::HashSet<u64, BuildHasherDefault<KeyHasher>> = Default::default();
     let mut codes: Vec<Vec<u16>> = Vec::new();
     for builder in builders.iter_mut().filter(|b| !b.plain) {
         for value in &builder.values {
@@ -416,8 +420,8 @@ pub(super) fn write(
 /// The free-form fields that get value columns, with their column index (after the optional
 /// model fields, in name order): those that at least one row in [`COLUMN_MIN_SHARE`] has,
 /// the [`MAX_FREE_FORM_COLUMNS`] most frequent of them.
-fn free_form_columns<'a>(rows: &[RowView<'a>]) -> HashMap<&'a str, usize> {
-    let mut counts: HashMap<&str, usize, std::hash::BuildHasherDefault<crate::head::KeyHasher>> = HashMap::default();
+fn free_form_columns<'a>(rows: &[RowView<'a>]) -> HashMap<&'a str, usize, BuildHasherDefault<KeyHasher>> {
+    let mut counts: HashMap<&str, usize, BuildHasherDefault<KeyHasher>> = HashMap::default();
     for row in rows {
         for (name, _) in row.fields() {
             *counts.entry(name).or_default() += 1;
