@@ -425,12 +425,11 @@ impl LogStore {
         Ok(out)
     }
 
-    /// Runs `f` over a consistent view: the head (under its read lock), frozen heads and
-    /// segments. Taking the head lock first means a concurrent flush cannot move lines out of
-    /// the head between the two looks.
     /// Calls `f` with the head, under its read lock, then with the frozen heads and segments
-    /// of the moment the head was read (so no line is seen twice or missed) after the lock is
-    /// released: appends wait for the head's part of a long read only.
+    /// of the moment the head was read after the lock is released. Taking them under the
+    /// head's lock means a concurrent flush cannot move lines out of the head between the two
+    /// looks (no line is seen twice or missed); releasing it before the rest means appends
+    /// wait for the head's part of a long read only.
     fn head_then_rest(&self, mut f: impl FnMut(&[&dyn Partition]) -> Result<(), Error>) -> Result<(), Error> {
         let parts = {
             let head = self.head.read();
