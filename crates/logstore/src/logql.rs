@@ -8,7 +8,9 @@
 //! - label filters `| status >= 500`, `| level="error", duration_ms > 2000`, `=~`, `!~`;
 //! - `| regexp "(?P<name>…)"` and `| pattern "<ip> - <_> \"<method> <path>\""`: labels from
 //!   the line's text;
-//! - `| line_format "{{.service}}: {{.message}}"`;
+//! - `| line_format "{{.service}}: {{.message}}"`, `| decolorize` (drops ANSI colour codes);
+//! - `| drop a, b="x"` and `| keep a, b` (hubmon never sets `__error__`, so Grafana's
+//!   `| drop __error__` changes nothing);
 //! - `count_over_time`, `rate`, `bytes_over_time`, `bytes_rate` over `[range]`;
 //! - `| unwrap duration_ms` (also `duration(…)`, `duration_seconds(…)`, `bytes(…)`) with
 //!   `sum/avg/min/max/first/last/stddev/stdvar_over_time`, `quantile_over_time(φ, …)` and
@@ -110,7 +112,29 @@ enum Stage {
     LineFormat(String),
     Regexp(Regex),
     Pattern(Vec<PatternPart>),
-    Unwrap { label: String, conversion: Conversion },
+    Unwrap {
+        label: String,
+        conversion: Conversion,
+    },
+    /// `| drop a, b="x"`: removes the labels named (those whose value matches, for a matcher).
+    Drop(Vec<LabelRef>),
+    /// `| keep a, b="x"`: removes every label but those named.
+    Keep(Vec<LabelRef>),
+    /// `| decolorize`: removes ANSI colour codes from the line.
+    Decolorize,
+}
+
+/// A label that `drop` or `keep` names, with a matcher its value must pass when given.
+#[derive(Debug, Clone)]
+struct LabelRef {
+    name: String,
+    matcher: Option<LabelMatcher>,
+}
+
+impl LabelRef {
+    fn names(refs: &[LabelRef], name: &str, value: &str) -> bool {
+        refs.iter().any(|r| r.name == name && r.matcher.as_ref().is_none_or(|m| m.matches(value)))
+    }
 }
 
 impl Stage {
@@ -354,7 +378,7 @@ impl LogQuery {
             .collect();
         for stage in &self.stages {
             match stage {
-                Stage::LineFormat(_) => break,
+                Stage::LineFormat(_) | Stage::Decolorize => break,
                 Stage::Contains(needle) => parts.extend(inner_words(needle).map(|w| Expr::Is(Predicate::Text(w)))),
                 _ => {}
             }
@@ -428,6 +452,9 @@ impl LogQuery {
                     value = Some(convert(&text, *conversion)?);
                     labels.remove(label);
                 }
+                Stage::Drop(refs) => labels.retain(|name, value| !LabelRef::names(refs, name, value)),
+                Stage::Keep(refs) => labels.retain(|name, value| LabelRef::names(refs, name, value)),
+                Stage::Decolorize => line = decolorize(&line),
             }
         }
         Some((labels, line, value))
@@ -496,6 +523,23 @@ fn insert_parsed(entry: &LogEntry, labels: &mut Labels, name: &str, value: Strin
     } else {
         labels.insert(name.to_string(), value);
     }
+}
+
+/// `line` without ANSI escape sequences (`ESC [ … letter`), such as the colour codes of
+/// a terminal logger.
+fn decolorize(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find('\u{1b}') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        if let Some(sequence) = rest.strip_prefix('[') {
+            let end = sequence.find(|c: char| c.is_ascii_alphabetic()).map_or(sequence.len(), |e| e + 1);
+            rest = &sequence[end..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn sanitize(name: &str) -> String {
@@ -985,7 +1029,8 @@ impl<'q> ParsedPlan<'q> {
                 Stage::Json | Stage::Logfmt => {}
                 Stage::Filter(conditions) => labels.extend(conditions.iter().map(Condition::name)),
                 Stage::Unwrap { label, .. } => labels.push(label),
-                Stage::LineFormat(_) | Stage::Regexp(_) | Stage::Pattern(_) => return Ok(None),
+                Stage::Drop(_) | Stage::Keep(_) => {}
+                Stage::LineFormat(_) | Stage::Regexp(_) | Stage::Pattern(_) | Stage::Decolorize => return Ok(None),
             }
         }
         labels.sort_unstable();
@@ -1072,6 +1117,14 @@ impl<'q> ParsedPlan<'q> {
                     };
                     sample = Some(value);
                     values[at] = None;
+                }
+                Stage::Drop(refs) | Stage::Keep(refs) => {
+                    let keep = matches!(stage, Stage::Keep(_));
+                    for (i, value) in values.iter_mut().enumerate() {
+                        if value.as_deref().is_some_and(|v| LabelRef::names(refs, self.fields[i], v) != keep) {
+                            *value = None;
+                        }
+                    }
                 }
                 _ => return Err(NeedsDecoding),
             }
@@ -1525,7 +1578,10 @@ impl Parser {
                         };
                         stages.push(Stage::Unwrap { label, conversion });
                     }
-                    "unpack" | "label_format" | "drop" | "keep" | "decolorize" => {
+                    "drop" => stages.push(Stage::Drop(self.label_refs()?)),
+                    "keep" => stages.push(Stage::Keep(self.label_refs()?)),
+                    "decolorize" => stages.push(Stage::Decolorize),
+                    "unpack" | "label_format" => {
                         self.at = position;
                         return self.fail(format!("`{name}` is not in hubmon's LogQL subset"));
                     }
@@ -1584,6 +1640,30 @@ impl Parser {
             };
             out.push(condition);
             if !(self.eat(",") || self.eat("and ")) {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The labels of `drop` and `keep`: names, each optionally with a matcher (`a, b="x"`).
+    fn label_refs(&mut self) -> Result<Vec<LabelRef>, LogqlError> {
+        let mut out = Vec::new();
+        loop {
+            let name = self.ident()?;
+            self.skip_space();
+            let matcher = if matches!(self.peek(), Some('=' | '!')) {
+                let op = self.match_op()?;
+                let value = self.string()?;
+                let regex = match op {
+                    MatchOp::Re | MatchOp::Nre => Some(self.regex(&value, true)?),
+                    _ => None,
+                };
+                Some(LabelMatcher { name: name.clone(), op, value, regex })
+            } else {
+                None
+            };
+            out.push(LabelRef { name, matcher });
+            if !self.eat(",") {
                 return Ok(out);
             }
         }
@@ -2115,6 +2195,9 @@ mod tests {
             (&["method"], r#"{job="varlogs"} | json | unwrap duration_ms"#, "fields"),
             (&["tags"], r#"{job="varlogs"} |= "took" | json"#, "fields"),
             (&["status"], r#"{job="varlogs"} | status >= 500 | json | method = "GET""#, "fields"),
+            (&["method", "status"], r#"{job="varlogs"} | json | drop method, status="500""#, "fields"),
+            (&["level", "method", "status"], r#"{job="app"} | logfmt | keep status, level="error""#, "fields"),
+            (&["status"], r#"{job="varlogs"} | decolorize | json"#, "decoded"),
             (&["service_extracted"], r#"{job="varlogs"} | json"#, "decoded"),
             (&["region_name"], r#"{job="app"} | json"#, "decoded"),
             (&["status"], r#"{job="varlogs"} | json | line_format "{{.status}}""#, "decoded"),
@@ -2153,6 +2236,9 @@ mod tests {
             r#"| service = "inner""#,
             "| n > 100",
             "| took >= 30ms",
+            "| drop method",
+            r#"| drop status="500", __error__"#,
+            "| keep status, level, user",
         ];
         let names = ["status", "method", "level", "service", "user", "took", "n", "host", "tags", "duration_ms"];
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -2204,6 +2290,35 @@ mod tests {
             let summed = aggregate(AggOp::Sum, &by, false, 0, per_stream);
             assert!(!summed.is_empty(), "{inner}");
             assert_eq!(evaluate(&format!("sum by (status) ({inner})")), summed, "{inner}");
+        }
+    }
+
+    #[test]
+    fn drop_keep_and_decolorize() {
+        let mut entry =
+            LogEntry::new(Timestamp(1), Level::Error, "\u{1b}[31mfailed\u{1b}[0m order=7 status=500".to_string());
+        entry.service = Some("shop".into());
+        let run = |query: &str| match LogqlQuery::parse(query).unwrap() {
+            LogqlQuery::Log(query) => query.process(&entry),
+            LogqlQuery::Metric(_) => panic!("{query}"),
+        };
+        let names = |labels: &Labels| labels.keys().cloned().collect::<Vec<_>>().join(",");
+
+        let (labels, _) = run(r#"{service="shop"} | logfmt | drop __error__, __error_details__"#).unwrap();
+        assert_eq!(labels.get("status").map(String::as_str), Some("500"), "{labels:?}");
+        let (labels, _) = run(r#"{service="shop"} | logfmt | drop status, level="error", order="8""#).unwrap();
+        assert!(!labels.contains_key("status") && !labels.contains_key("level"), "{labels:?}");
+        assert!(labels.contains_key("order") && labels.contains_key("service"), "{labels:?}");
+        let (labels, _) = run(r#"{service="shop"} | logfmt | keep order, status=~"4..", level"#).unwrap();
+        assert_eq!(names(&labels), "level,order");
+
+        let (_, line) = run(r#"{service="shop"} | decolorize"#).unwrap();
+        assert_eq!(line, "failed order=7 status=500");
+        assert!(run(r#"{service="shop"} | decolorize |= "failed order""#).is_some());
+        assert!(run(r#"{service="shop"} |= "failed order""#).is_none(), "the codes are in the stored line");
+
+        for bad in [r#"{a="b"} | drop"#, r#"{a="b"} | keep a="#, r#"{a="b"} | drop a=~"(""#] {
+            assert!(LogqlQuery::parse(bad).is_err(), "{bad}");
         }
     }
 }
