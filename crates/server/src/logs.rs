@@ -27,6 +27,9 @@ pub struct LogService {
     pub store: Arc<LogStore>,
     /// Cancelled when the server stops, so live tails end and let shutdown finish.
     pub stopping: CancellationToken,
+    /// Woken by an append that leaves the head due for a flush, so a burst is flushed at
+    /// `head_max_lines` instead of growing until the next maintenance tick.
+    flush_due: tokio::sync::Notify,
 }
 
 impl std::ops::Deref for LogService {
@@ -45,7 +48,7 @@ pub async fn open(data_dir: &std::path::Path, config: &LogsConfig) -> anyhow::Re
         .await
         .context("log store task failed")?
         .context("cannot open the log store")?;
-    Ok(LogService { store: Arc::new(store), stopping: CancellationToken::new() })
+    Ok(LogService { store: Arc::new(store), stopping: CancellationToken::new(), flush_due: tokio::sync::Notify::new() })
 }
 
 /// Why lines could not be stored.
@@ -72,6 +75,9 @@ pub async fn store(app: &AppState, entries: Vec<LogEntry>) -> Result<usize, Stor
             StoreFailed(e.to_string())
         },
     )?;
+    if app.logs.needs_flush() {
+        app.logs.flush_due.notify_one();
+    }
     // Only stored lines count as requests, so a retried batch is not counted twice.
     if !events.is_empty() {
         app.requests.record(events);
@@ -116,6 +122,7 @@ async fn maintain(state: AppState, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
+            _ = state.logs.flush_due.notified() => {}
         }
         let retention_due = last_retention.is_none_or(|t| t.elapsed() >= RETENTION_INTERVAL);
         if !retention_due && !state.logs.needs_flush() {
