@@ -118,11 +118,13 @@ async fn maintain(state: AppState, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(MAINTENANCE_INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_retention: Option<tokio::time::Instant> = None;
+    // After a failure (a full disk, say) only the tick retries, not every append.
+    let mut failed = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
-            _ = state.logs.flush_due.notified() => {}
+            _ = state.logs.flush_due.notified(), if !failed => {}
         }
         let retention_due = last_retention.is_none_or(|t| t.elapsed() >= RETENTION_INTERVAL);
         if !retention_due && !state.logs.needs_flush() {
@@ -132,7 +134,9 @@ async fn maintain(state: AppState, shutdown: CancellationToken) {
             last_retention = Some(tokio::time::Instant::now());
         }
         let logs = state.logs.store.clone();
-        match tokio::task::spawn_blocking(move || logs.maintain(Timestamp::now())).await {
+        let outcome = tokio::task::spawn_blocking(move || logs.maintain(Timestamp::now())).await;
+        failed = !matches!(outcome, Ok(Ok(())));
+        match outcome {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "log store maintenance failed"),
             Err(error) => tracing::error!(%error, "log store maintenance task failed"),
